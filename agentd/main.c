@@ -1,0 +1,40 @@
+/* agentd: the node agent. This entry point dispatches subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static void
+usage (FILE *out)
+{
+  fputs ("Usage: agentd COMMAND [OPTIONS]\n"
+         "\n"
+         "Commands:\n"
+         "  run               start one isolated workload in the foreground (like `crun run`)\n"
+         "  seccomp-profile   print the default seccomp profile as OCI runtime-spec JSON\n"
+         "\n"
+         "Run `agentd COMMAND --help` for a command's options.\n",
+         out);
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2)
+    {
+      usage (stderr);
+      return 2;
+    }
+  const char *cmd = argv[1];
+  if (strcmp (cmd, "--help") == 0 || strcmp (cmd, "-h") == 0 || strcmp (cmd, "help") == 0)
+    {
+      usage (stdout);
+      return 0;
+    }
+  if (strcmp (cmd, "run") == 0)
+    return cmd_run (argc - 1, argv + 1);
+  if (strcmp (cmd, "seccomp-profile") == 0)
+    return cmd_seccomp_profile (argc - 1, argv + 1);
+  fprintf (stderr, "agentd: unknown command `%s` (see `agentd --help`)\n", cmd);
+  return 2;
+}

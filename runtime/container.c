@@ -55,8 +55,11 @@ rt_runtime_new (const char *state_dir, const char *cgroup_parent, struct rt_runt
   if (snprintf (rt->state_dir, sizeof rt->state_dir, "%s", state_dir) >= PATH_MAX
       || snprintf (rt->cgroup_parent, sizeof rt->cgroup_parent, "%s", cgroup_parent) >= PATH_MAX)
     return error_setx (err, ENAMETOOLONG, "runtime: state dir or cgroup parent too long");
-  if (mkdir_p (state_dir, 0700, err) < 0)
+  /* 0711: a user namespace's root must traverse to its mount point. */
+  if (mkdir_p (state_dir, 0711, err) < 0)
     return error_prefix (err, "runtime state dir");
+  if (chmod (state_dir, 0711) < 0)
+    return error_set (err, errno, "runtime state dir `%s`", state_dir);
 
   char mountinfo[65536];
   if (read_file_at (AT_FDCWD, "/proc/self/mountinfo", mountinfo, sizeof mountinfo, err) < 0
@@ -200,6 +203,13 @@ child_main (const struct child_plan *plan)
 
   if (plan->sync_fd >= 0 && read (plan->sync_fd, &c, 1) != 1)
     _exit (127); /* parent gone or failed: it reports the error */
+  /* In a new user namespace we still carry the host's ids, which map to
+   * nothing there; become the namespace's root now that the maps exist. */
+  if (spec->userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
+    {
+      error_set (&err, errno, "become root of the user namespace");
+      child_fail (plan, &err);
+    }
   /* A caller's blocked or ignored signals must not leak into the workload. */
   sigset_t none;
   sigemptyset (&none);
@@ -349,7 +359,9 @@ overlay_options (struct rt_container *c, const struct rt_spec *spec, struct erro
           error_set (err, errno, "create ephemeral upper dir in `%s`", c->state_path);
           return NULL;
         }
-      if (spec->userns && chown (upper, spec->userns_host_id, spec->userns_host_id) < 0)
+      if (spec->userns
+          && (chown (upper, spec->userns_host_id, spec->userns_host_id) < 0
+              || chown (work, spec->userns_host_id, spec->userns_host_id) < 0))
         {
           error_set (err, errno, "chown `%s` to the user namespace's root", upper);
           return NULL;
@@ -367,8 +379,10 @@ overlay_options (struct rt_container *c, const struct rt_spec *spec, struct erro
   size_t off = snprintf (opts, cap, "lowerdir=");
   for (size_t i = 0; i < spec->n_lowers; i++)
     off += snprintf (opts + off, cap - off, "%s%s", i ? ":" : "", spec->lowers[i]);
-  snprintf (opts + off, cap - off, ",upperdir=%s,workdir=%s%s", upper,
-            spec->upper ? c->work_path : c->state_path, spec->upper ? "" : "/work");
+  /* In a user namespace trusted.* xattrs are out of reach: user.* it is. */
+  snprintf (opts + off, cap - off, ",upperdir=%s,workdir=%s%s%s", upper,
+            spec->upper ? c->work_path : c->state_path, spec->upper ? "" : "/work",
+            spec->userns ? ",userxattr" : "");
   if (strlen (opts) >= 4096) /* mount(2) data is one page */
     {
       free (opts);
@@ -417,7 +431,7 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
       free (c);
       return error_setx (err, ENAMETOOLONG, "state dir `%s` is too long", rt->state_dir);
     }
-  if (mkdir (c->state_path, 0700) < 0)
+  if (mkdir (c->state_path, 0711) < 0)
     {
       int e = errno;
       c->state_path[0] = '\0';

@@ -130,6 +130,11 @@ remove_tree_at (int dirfd, const char *name, struct error *err)
 int
 mkdir_p (const char *path, mode_t mode, struct error *err)
 {
+  /* Usually the path or its parent exists: one syscall then. */
+  if (mkdir (path, mode) == 0 || errno == EEXIST)
+    return 0;
+  if (errno != ENOENT)
+    return error_set (err, errno, "mkdir `%s`", path);
   char buf[PATH_MAX];
   if (snprintf (buf, sizeof buf, "%s", path) >= (int) sizeof buf)
     return error_setx (err, ENAMETOOLONG, "path `%s` is too long", path);

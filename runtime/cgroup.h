@@ -55,7 +55,7 @@ int cgroup_create (const struct cgroup_host *host, enum rt_cgroup_version v,
                    struct error *err);
 /* A directory fd for clone3's CLONE_INTO_CGROUP, or -1 (v1). */
 int cgroup_clone_fd (const struct cgroup *cg);
-/* Move pid in (v1: every hierarchy; the child waits for this). */
+/* Move pid in (v1: every hierarchy); pid 0 is the caller itself. */
 int cgroup_attach (struct cgroup *cg, pid_t pid, struct error *err);
 int cgroup_kill_all (struct cgroup *cg, struct error *err);
 int cgroup_oom_kills (struct cgroup *cg, uint64_t *out, struct error *err);

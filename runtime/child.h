@@ -9,6 +9,8 @@
 
 #include "runtime.h"
 
+struct cgroup;
+
 struct child_plan
 {
   const struct rt_spec *spec;
@@ -19,6 +21,7 @@ struct child_plan
   int sync_fd;              /* read end: wait for the parent, or -1 */
   struct sock_fprog prog;   /* seccomp program, len 0 for none */
   cap_t caps;               /* effective and permitted set for uid 0 */
+  struct cgroup *cgroup;    /* v1: the child attaches itself ("0") */
 };
 
 /* mount.c: new root filesystem, /proc, /dev, /sys, masked and read-only

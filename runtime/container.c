@@ -203,6 +203,10 @@ child_main (const struct child_plan *plan)
 
   if (plan->sync_fd >= 0 && read (plan->sync_fd, &c, 1) != 1)
     _exit (127); /* parent gone or failed: it reports the error */
+  /* v1 has no CLONE_INTO_CGROUP: move ourselves in before anything else, so
+   * that everything the workload does is charged there. */
+  if (cgroup_clone_fd (plan->cgroup) < 0 && cgroup_attach (plan->cgroup, 0, &err) < 0)
+    child_fail (plan, &err);
   /* In a new user namespace we still carry the host's ids, which map to
    * nothing there; become the namespace's root now that the maps exist. */
   if (spec->userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
@@ -425,21 +429,16 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
     return error_set (err, ENOMEM, "allocate container");
   c->pidfd = -1;
   snprintf (c->id, sizeof c->id, "%s", id);
-  if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, id)
-      >= (int) sizeof c->state_path)
+  /* The cgroup comes first: its mkdir is also the check that no running
+   * container has this id. */
+  struct cgroup_limits limits = { spec->memory_max, spec->cpu_millis, spec->pids_max };
+  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, &limits, &c->cgroup, err) < 0)
     {
       free (c);
-      return error_setx (err, ENAMETOOLONG, "state dir `%s` is too long", rt->state_dir);
+      if (err->code == EEXIST)
+        return error_setx (err, EEXIST, "container `%s` already exists", id);
+      return -1;
     }
-  if (mkdir (c->state_path, 0711) < 0)
-    {
-      int e = errno;
-      c->state_path[0] = '\0';
-      free (c);
-      return e == EEXIST ? error_setx (err, EEXIST, "container `%s` already exists (state dir %s/%s)", id, rt->state_dir, id)
-                         : error_set (err, e, "create state dir `%s/%s`", rt->state_dir, id);
-    }
-
   struct child_plan plan = {
     .spec = spec,
     .hostname = spec->hostname ? spec->hostname : id,
@@ -453,6 +452,16 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
 
   if (spec->n_lowers > 0)
     {
+      /* Only an overlay needs a state dir: its mount point and maybe an
+       * ephemeral upper. A plain rootfs is bind-mounted onto itself. */
+      if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, id)
+              >= (int) sizeof c->state_path
+          || mkdir (c->state_path, 0711) < 0)
+        {
+          error_set (err, errno ? errno : ENAMETOOLONG, "create state dir `%s/%s`", rt->state_dir, id);
+          c->state_path[0] = '\0';
+          goto fail;
+        }
       snprintf (target, sizeof target, "%s/rootfs", c->state_path);
       if (mkdir (target, 0755) < 0)
         {
@@ -478,17 +487,13 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
   if (plan.caps == NULL)
     goto fail;
 
-  struct cgroup_limits limits = { spec->memory_max, spec->cpu_millis, spec->pids_max };
-  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, &limits, &c->cgroup, err) < 0)
-    goto fail;
-
   if (pipe2 (pipe_err, O_CLOEXEC) < 0)
     {
       error_set (err, errno, "pipe");
       goto fail;
     }
-  bool need_sync = rt->version == RT_CGROUP_V1 || spec->userns;
-  if (need_sync && pipe2 (pipe_sync, O_CLOEXEC) < 0)
+  plan.cgroup = c->cgroup;
+  if (spec->userns && pipe2 (pipe_sync, O_CLOEXEC) < 0)
     {
       error_set (err, errno, "pipe");
       goto fail;
@@ -530,9 +535,7 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
     }
 
   int step = 0;
-  if (rt->version == RT_CGROUP_V1)
-    step = cgroup_attach (c->cgroup, pid, err);
-  if (step == 0 && spec->userns)
+  if (spec->userns)
     step = write_id_map (pid, "uid_map", spec->userns_host_id, spec->userns_size, err) < 0
                    || write_id_map (pid, "gid_map", spec->userns_host_id, spec->userns_size, err) < 0
                ? -1

@@ -18,6 +18,9 @@ HEADERS     := $(wildcard common/*.h runtime/*.h agentd/*.h tests/*.h)
 obj  = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
 
+# Keep the sanitizer objects between runs (they are intermediate files).
+.SECONDARY:
+
 .PHONY: all deps test test-unit test-integration test-v2 bench demo fuzz clean
 all: $(BUILD)/agentd
 

@@ -28,6 +28,9 @@ struct child_plan
  * paths, pivot_root. */
 int child_setup_rootfs (const struct child_plan *plan, struct error *err);
 
+/* net.c */
+int child_loopback_up (struct error *err);
+
 /* caps.c */
 cap_t caps_default_new (struct error *err);
 /* Bounding set to the defaults, ambient cleared, then the uid/gid switch,

@@ -233,6 +233,8 @@ child_main (const struct child_plan *plan)
       error_set (&err, errno, "sethostname `%s`", plan->hostname);
       child_fail (plan, &err);
     }
+  if (child_loopback_up (&err) < 0)
+    child_fail (plan, &err);
   if (child_setup_rootfs (plan, &err) < 0)
     child_fail (plan, &err);
   const char *cwd = spec->cwd ? spec->cwd : "/";

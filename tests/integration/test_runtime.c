@@ -182,7 +182,8 @@ test_pid1_hostname_and_no_host_files (void **s_)
   snprintf (script, sizeof script,
             "echo pid=$$; echo host=$(hostname); echo procs=$(ls /proc | grep -c '^[0-9]');"
             "test -e %s && echo marker-visible; test -e /etc/debian_version && echo host-etc;"
-            "test -e /proc/%d && echo test-pid-visible; true",
+            "test -e /proc/%d && echo test-pid-visible;"
+            "ip link show lo | grep -q ',UP' && echo lo-up; echo links=$(ls /sys/class/net | tr '\\n' ' ')",
             marker, (int) getpid ());
   struct rt_spec spec = spec_for ((char **) sh (script));
   spec.hostname = "box-one";
@@ -197,6 +198,9 @@ test_pid1_hostname_and_no_host_files (void **s_)
   assert_null (strstr (r.out, "marker-visible"));
   assert_null (strstr (r.out, "host-etc"));
   assert_null (strstr (r.out, "test-pid-visible"));
+  /* Its own network namespace: loopback, up, and nothing else. */
+  assert_non_null (strstr (r.out, "lo-up\n"));
+  assert_non_null (strstr (r.out, "links=lo\n"));
 }
 
 static const char *const masked[] = {
@@ -464,6 +468,12 @@ test_teardown_leaves_nothing (void **s_)
   assert_true (u.pids_current >= 2);
   assert_true (u.memory_current > 0);
 
+  /* kill-all reaches every process of the cgroup, init included. */
+  assert_int_equal (rt_kill_all (c, &err), 0);
+  struct rt_exit ex;
+  assert_int_equal (rt_wait (c, true, &ex, &err), 0);
+  assert_int_equal (ex.signal, SIGKILL);
+  assert_false (ex.oom_killed);
   assert_int_equal (rt_destroy (c, &err), 0);
   assert_int_equal (access (proc, F_OK), -1);
   assert_int_equal (count_cgroup_dirs ("it-teardown"), 0);
@@ -523,22 +533,27 @@ test_bad_input_errors_and_leaves_nothing (void **s_)
 }
 
 static void
-test_user_env_cwd_and_rootfs_dir (void **s_)
+test_user_env_cwd_rlimits_and_rootfs_dir (void **s_)
 {
   (void) s_;
   struct rt_spec spec = spec_for ((char **) sh ("echo uid=$(id -u) gid=$(id -g) cwd=$(pwd) v=$GREETING;"
+                                                "echo nofile=$(ulimit -n):$(ulimit -Hn);"
                                                 "grep CapEff /proc/self/status"));
   spec.n_lowers = 0;
   spec.rootfs = rootfs; /* one directory instead of an overlay */
   spec.uid = 1000;
   spec.gid = 1001;
   spec.cwd = "/tmp";
+  struct rt_rlimit limits[] = { { RLIMIT_NOFILE, 64, 128 } };
+  spec.rlimits = limits;
+  spec.n_rlimits = 1;
   char *e[] = { "PATH=/bin", "GREETING=hello", NULL };
   spec.envp = e;
   struct result r;
   RUN_OK ("it-user", &spec, &r);
   assert_int_equal (r.exit.code, 0);
   assert_non_null (strstr (r.out, "uid=1000 gid=1001 cwd=/tmp v=hello\n"));
+  assert_non_null (strstr (r.out, "nofile=64:128\n"));
   assert_non_null (strstr (r.out, "CapEff:\t0000000000000000\n"));
 }
 
@@ -575,7 +590,7 @@ main (void)
     cmocka_unit_test (test_writes_land_in_upper_only),
     cmocka_unit_test (test_teardown_leaves_nothing),
     cmocka_unit_test (test_bad_input_errors_and_leaves_nothing),
-    cmocka_unit_test (test_user_env_cwd_and_rootfs_dir),
+    cmocka_unit_test (test_user_env_cwd_rlimits_and_rootfs_dir),
     cmocka_unit_test (test_user_namespace),
   };
   return cmocka_run_group_tests_name ("runtime", tests, group_setup, group_teardown);

@@ -13,7 +13,7 @@ AGENTD_SRC  := $(wildcard agentd/*.c)
 AGENTD_LIB  := $(filter-out agentd/main.c,$(AGENTD_SRC))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
-HEADERS     := $(wildcard common/*.h runtime/*.h agentd/*.h tests/*.h)
+HEADERS     := $(wildcard common/*.h runtime/*.h agentd/*.h tests/unit/*.h)
 
 obj  = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/san/%.o,$(1))

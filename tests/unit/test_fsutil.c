@@ -13,26 +13,10 @@
 
 #include <cmocka.h>
 
+#include "scratch_dir.h"
+
 #include "../../common/error.h"
 #include "../../common/fsutil.h"
-
-static char dir[64];
-
-static int
-setup (void **s)
-{
-  (void) s;
-  snprintf (dir, sizeof dir, "/tmp/agentd-fsutil-XXXXXX");
-  return mkdtemp (dir) ? 0 : -1;
-}
-
-static int
-teardown (void **s)
-{
-  (void) s;
-  struct error err;
-  return remove_tree_at (AT_FDCWD, dir, &err);
-}
 
 static void
 test_atomic_write_and_read (void **s)
@@ -99,8 +83,8 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown (test_atomic_write_and_read, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_remove_tree_does_not_follow_symlinks, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_atomic_write_and_read, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown (test_remove_tree_does_not_follow_symlinks, scratch_setup, scratch_teardown),
     cmocka_unit_test (test_error_messages),
   };
   return cmocka_run_group_tests_name ("fsutil", tests, NULL, NULL);

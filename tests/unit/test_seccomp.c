@@ -14,27 +14,11 @@
 
 #include <cmocka.h>
 
+#include "scratch_dir.h"
+
 #include "../../common/fsutil.h"
 #include "../../runtime/runtime.h"
 #include "../../runtime/seccomp_internal.h"
-
-static char dir[PATH_MAX];
-
-static int
-setup (void **s)
-{
-  (void) s;
-  snprintf (dir, sizeof dir, "/tmp/agentd-seccomp-XXXXXX");
-  return mkdtemp (dir) ? 0 : -1;
-}
-
-static int
-teardown (void **s)
-{
-  (void) s;
-  struct error err;
-  return remove_tree_at (AT_FDCWD, dir, &err);
-}
 
 static int
 cache_file (char *out, size_t cap)
@@ -130,8 +114,8 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown (test_compile_and_cache_round_trip, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_damaged_cache_is_rebuilt, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_compile_and_cache_round_trip, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown (test_damaged_cache_is_rebuilt, scratch_setup, scratch_teardown),
     cmocka_unit_test (test_oci_profile_matches_table),
   };
   return cmocka_run_group_tests_name ("seccomp", tests, NULL, NULL);

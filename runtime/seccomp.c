@@ -281,12 +281,32 @@ oci_op (enum scmp_compare op)
     }
 }
 
+/* The filter we compile covers the native architecture only; so does the
+ * OCI rendering, so that peers load the same filter. */
+static const char *
+oci_native_arch (void)
+{
+  switch (seccomp_arch_native ())
+    {
+    case SCMP_ARCH_X86_64: return "SCMP_ARCH_X86_64";
+    case SCMP_ARCH_AARCH64: return "SCMP_ARCH_AARCH64";
+    case SCMP_ARCH_PPC64LE: return "SCMP_ARCH_PPC64LE";
+    case SCMP_ARCH_S390X: return "SCMP_ARCH_S390X";
+    case SCMP_ARCH_RISCV64: return "SCMP_ARCH_RISCV64";
+    default: return NULL;
+    }
+}
+
 int
 rt_seccomp_write_oci (FILE *out, struct error *err)
 {
+  const char *arch = oci_native_arch ();
+  if (arch == NULL)
+    return error_setx (err, ENOTSUP, "OCI seccomp profile: unknown native architecture %#x",
+                       seccomp_arch_native ());
   fprintf (out, "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"defaultErrnoRet\":%d,"
-                "\"architectures\":[\"SCMP_ARCH_X86_64\",\"SCMP_ARCH_X86\",\"SCMP_ARCH_X32\"],"
-                "\"syscalls\":[{\"action\":\"SCMP_ACT_ALLOW\",\"names\":[", EPERM);
+                "\"architectures\":[\"%s\"],"
+                "\"syscalls\":[{\"action\":\"SCMP_ACT_ALLOW\",\"names\":[", EPERM, arch);
   bool first = true;
   for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
     {

@@ -12,6 +12,7 @@
 
 #include "../common/cleanup.h"
 #include "../common/fsutil.h"
+#include "../builder/image.h"
 #include "../runtime/runtime.h"
 #include "commands.h"
 #include "parse.h"
@@ -22,7 +23,7 @@
 static void
 run_usage (FILE *out)
 {
-  fputs ("Usage: agentd run (--rootfs DIR | --layer DIR... [--upper DIR]) [OPTIONS] -- CMD [ARG...]\n"
+  fputs ("Usage: agentd run (--rootfs DIR | --layer DIR... [--upper DIR] | --image REF) [OPTIONS] -- CMD [ARG...]\n"
          "\n"
          "Start CMD isolated in new pid, mount, uts, ipc, network and cgroup namespaces,\n"
          "wait for it, and exit with its status (128+N when killed by signal N).\n"
@@ -31,6 +32,9 @@ run_usage (FILE *out)
          "  --rootfs DIR        one directory as the root (writes land in it)\n"
          "  --layer DIR         a read-only overlay layer; repeat, top layer first\n"
          "  --upper DIR         writable overlay upper dir (default: ephemeral, removed at exit)\n"
+         "  --image REF         an image from the store (agentd image import): its layers, and\n"
+         "                      its Env, Entrypoint, Cmd, WorkingDir and User as defaults;\n"
+         "                      CMD, when given, replaces the image's Cmd\n"
          "Limits (always set):\n"
          "  --memory SIZE       memory limit, e.g. 256M, 1G           (default 256M)\n"
          "  --cpus N            CPU quota in CPUs, e.g. 0.5            (default 1)\n"
@@ -63,6 +67,11 @@ struct run_options
   size_t n_env;
   const char *root;
   const char *name;
+  const char *image;
+  bool user_set;
+  bool cwd_set;
+  struct image_rootfs img;
+  char **argv_img;
 };
 
 static void
@@ -78,6 +87,25 @@ env_set (struct run_options *o, char *kv)
   o->env[o->n_env++] = kv;
 }
 
+/* PATH and HOME when neither the image nor --env gave them. */
+static void
+env_defaults (struct run_options *o)
+{
+  static char path_env[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  static char home_root[] = "HOME=/root", home_other[] = "HOME=/";
+  bool has_path = false, has_home = false;
+  for (size_t i = 0; i < o->n_env; i++)
+    {
+      has_path |= strncmp (o->env[i], "PATH=", 5) == 0;
+      has_home |= strncmp (o->env[i], "HOME=", 5) == 0;
+    }
+  if (!has_path)
+    o->env[o->n_env++] = path_env;
+  if (!has_home)
+    o->env[o->n_env++] = o->spec.uid == 0 ? home_root : home_other;
+  o->env[o->n_env] = NULL;
+}
+
 /* Returns -1 to exit with *status (help or a usage error). */
 static int
 parse_options (int argc, char **argv, struct run_options *o, int *status)
@@ -90,17 +118,14 @@ parse_options (int argc, char **argv, struct run_options *o, int *status)
     { "user", required_argument, NULL, 'u' },   { "cwd", required_argument, NULL, 'w' },
     { "name", required_argument, NULL, 'n' },   { "userns", no_argument, NULL, 'S' },
     { "root", required_argument, NULL, 'R' },   { "help", no_argument, NULL, 'h' },
+    { "image", required_argument, NULL, 'i' },
     { 0 },
   };
   struct error err = { 0 };
-  static char path_env[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  static char home_root[] = "HOME=/root", home_other[] = "HOME=/";
-  bool home_set = false;
   o->spec.memory_max = 256LL << 20;
   o->spec.cpu_millis = 1000;
   o->spec.pids_max = 128;
   o->root = AGENTD_DEFAULT_ROOT;
-  o->env[o->n_env++] = path_env;
   *status = 125;
 
   int opt;
@@ -132,16 +157,21 @@ parse_options (int argc, char **argv, struct run_options *o, int *status)
           else
             {
               env_set (o, optarg);
-              home_set |= strncmp (optarg, "HOME=", 5) == 0;
             }
           break;
         case 'H': o->spec.hostname = optarg; break;
-        case 'u': r = parse_user (optarg, &o->spec.uid, &o->spec.gid, &err); what = "--user"; break;
+        case 'u':
+          r = parse_user (optarg, &o->spec.uid, &o->spec.gid, &err);
+          what = "--user";
+          o->user_set = true;
+          break;
+        case 'i': o->image = optarg; break;
         case 'w':
           what = "--cwd";
           if (optarg[0] != '/')
             r = error_setx (&err, EINVAL, "`%s`: must be an absolute path", optarg);
           o->spec.cwd = optarg;
+          o->cwd_set = true;
           break;
         case 'n': o->name = optarg; break;
         case 'S':
@@ -165,14 +195,14 @@ parse_options (int argc, char **argv, struct run_options *o, int *status)
           return -1;
         }
     }
-  if (optind >= argc)
+  if (optind >= argc && o->image == NULL)
     {
       fprintf (stderr, "agentd run: no command given (usage: agentd run --rootfs DIR -- CMD [ARG...])\n");
       return -1;
     }
-  if ((o->spec.rootfs != NULL) == (o->spec.n_lowers > 0))
+  if ((o->spec.rootfs != NULL) + (o->spec.n_lowers > 0) + (o->image != NULL) != 1)
     {
-      fprintf (stderr, "agentd run: give either --rootfs DIR or one or more --layer DIR\n");
+      fprintf (stderr, "agentd run: give one of --rootfs DIR, --layer DIR... or --image REF\n");
       return -1;
     }
   if (o->spec.upper && o->spec.rootfs)
@@ -180,15 +210,57 @@ parse_options (int argc, char **argv, struct run_options *o, int *status)
       fprintf (stderr, "agentd run: --upper goes with --layer, not --rootfs\n");
       return -1;
     }
-  if (!home_set)
-    o->env[o->n_env++] = o->spec.uid == 0 ? home_root : home_other;
-  o->env[o->n_env] = NULL;
   o->spec.lowers = o->lowers;
   o->spec.argv = argv + optind;
   o->spec.envp = o->env;
   o->spec.stdio[0] = 0;
   o->spec.stdio[1] = 1;
   o->spec.stdio[2] = 2;
+  return 0;
+}
+
+/* The image's layers and its config as defaults under the options given. */
+static int
+apply_image (struct run_options *o, char **cmd, struct error *err)
+{
+  struct store *s;
+  if (store_open (o->root, &s, err) < 0)
+    return -1;
+  int r = image_rootfs (s, o->image, &o->img, err);
+  store_close (s);
+  if (r < 0)
+    return -1;
+  const struct image_config *c = &o->img.config;
+  o->spec.lowers = (const char *const *) o->img.lowers;
+  o->spec.n_lowers = o->img.n_lowers;
+  if (!o->cwd_set && c->workdir)
+    o->spec.cwd = c->workdir;
+  if (!o->user_set && c->user
+      && image_lookup_user (&o->img, c->user, &o->spec.uid, &o->spec.gid, err) < 0)
+    return error_prefix (err, "image `%s`", o->image);
+  /* The image's variables first; --env given on the command line wins. */
+  char *given[MAX_ENV];
+  size_t n_given = o->n_env;
+  memcpy (given, o->env, n_given * sizeof *given);
+  o->n_env = 0;
+  for (size_t i = 0; c->env && c->env[i] && o->n_env < MAX_ENV; i++)
+    if (strchr (c->env[i], '='))
+      env_set (o, c->env[i]);
+  for (size_t i = 0; i < n_given && o->n_env < MAX_ENV; i++)
+    env_set (o, given[i]);
+  /* Entrypoint, then the command line's CMD or the image's Cmd. */
+  size_t ne = 0, nc = 0;
+  while (c->entrypoint && c->entrypoint[ne])
+    ne++;
+  char **tail = cmd && cmd[0] ? cmd : c->cmd;
+  while (tail && tail[nc])
+    nc++;
+  if (ne + nc == 0)
+    return error_setx (err, EINVAL, "image `%s` has no Entrypoint or Cmd: give a command after --", o->image);
+  o->argv_img = calloc (ne + nc + 1, sizeof *o->argv_img);
+  memcpy (o->argv_img, c->entrypoint, ne * sizeof (char *));
+  memcpy (o->argv_img + ne, tail, nc * sizeof (char *));
+  o->spec.argv = o->argv_img;
   return 0;
 }
 
@@ -235,6 +307,13 @@ cmd_run (int argc, char **argv)
       o.name = name;
     }
 
+  if (o.image && apply_image (&o, argv + optind, &err) < 0)
+    {
+      image_rootfs_clear (&o.img);
+      free (o.argv_img);
+      return fail (NULL, &err);
+    }
+  env_defaults (&o);
   struct rt_runtime *rt = NULL;
   if (rt_runtime_new (state, "agentd", &rt, &err) < 0)
     return fail (NULL, &err);
@@ -280,6 +359,8 @@ cmd_run (int argc, char **argv)
     }
   rt_seccomp_free (sc);
   rt_runtime_free (rt);
+  image_rootfs_clear (&o.img);
+  free (o.argv_img);
   return ret;
 }
 

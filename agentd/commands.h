@@ -4,6 +4,11 @@
 #define AGENTD_DEFAULT_ROOT "/var/lib/agentd"
 
 int cmd_run (int argc, char **argv);
+int cmd_image (int argc, char **argv);
+int cmd_images (int argc, char **argv);
+
+struct layer_limits;
+extern const struct layer_limits agentd_layer_limits;
 int cmd_seccomp_profile (int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@ usage (FILE *out)
          "\n"
          "Commands:\n"
          "  run               start one isolated workload in the foreground (like `crun run`)\n"
+         "  images            list the images in the local store\n"
+         "  image             import, rm, gc: manage the local image store and layer cache\n"
          "  seccomp-profile   print the default seccomp profile as OCI runtime-spec JSON\n"
          "\n"
          "Run `agentd COMMAND --help` for a command's options.\n",
@@ -33,6 +35,10 @@ main (int argc, char **argv)
     }
   if (strcmp (cmd, "run") == 0)
     return cmd_run (argc - 1, argv + 1);
+  if (strcmp (cmd, "images") == 0)
+    return cmd_images (argc - 1, argv + 1);
+  if (strcmp (cmd, "image") == 0)
+    return cmd_image (argc - 1, argv + 1);
   if (strcmp (cmd, "seccomp-profile") == 0)
     return cmd_seccomp_profile (argc - 1, argv + 1);
   fprintf (stderr, "agentd: unknown command `%s` (see `agentd --help`)\n", cmd);

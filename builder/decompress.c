@@ -1,0 +1,436 @@
+#include "decompress.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <isa-l/igzip_lib.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#define IN_SIZE (256 * 1024)
+#define CHUNK_SIZE (1024 * 1024)
+#define QUEUE_LEN 4
+
+struct chunk
+{
+  unsigned char *data;
+  size_t len;
+};
+
+struct decomp
+{
+  int fd;
+  char what[256];
+  uint64_t max_out;
+  enum compression comp;
+
+  /* Producer side (the inflate thread). */
+  unsigned char *in;
+  size_t in_len, in_pos;
+  bool in_eof;
+  struct inflate_state *gz;
+  ZSTD_DStream *zs;
+  bool stream_end;   /* the last frame/member ended */
+  uint64_t total_out;
+  struct sha256 *hash;
+
+  /* The queue between the two threads. */
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct chunk queue[QUEUE_LEN];
+  int head, count;
+  bool done;          /* producer finished (end or error) */
+  bool cancel;        /* consumer gave up */
+  struct error perr;  /* producer's error, when done with one */
+  bool failed;
+
+  /* Consumer side. */
+  struct chunk cur;
+  size_t cur_pos;
+};
+
+/* ISA-L is loaded on first use: Debian ships it only as a shared library,
+ * and agentd is linked statically because dynamic loading cost `agentd run`
+ * 3-4 ms here. The table is filled once and never changes after. */
+struct isal_api
+{
+  void (*inflate_init) (struct inflate_state *);
+  int (*inflate) (struct inflate_state *);
+  void (*inflate_reset) (struct inflate_state *);
+};
+
+static struct isal_api isal;
+static pthread_once_t isal_once = PTHREAD_ONCE_INIT;
+static char isal_error[256];
+
+static void
+isal_load (void)
+{
+  void *h = dlopen ("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL)
+    {
+      snprintf (isal_error, sizeof isal_error, "gzip layers need ISA-L (libisal2): %s", dlerror ());
+      return;
+    }
+  isal.inflate_init = (void (*) (struct inflate_state *)) dlsym (h, "isal_inflate_init");
+  isal.inflate = (int (*) (struct inflate_state *)) dlsym (h, "isal_inflate");
+  isal.inflate_reset = (void (*) (struct inflate_state *)) dlsym (h, "isal_inflate_reset");
+  if (!isal.inflate_init || !isal.inflate || !isal.inflate_reset)
+    {
+      snprintf (isal_error, sizeof isal_error, "libisal.so.2 lacks the inflate API");
+      isal.inflate = NULL;
+    }
+}
+
+const char *
+compression_name (enum compression c)
+{
+  switch (c)
+    {
+    case COMPRESSION_GZIP: return "gzip";
+    case COMPRESSION_ZSTD: return "zstd";
+    default: return "none";
+    }
+}
+
+enum compression
+compression_detect (const unsigned char *head, size_t len)
+{
+  if (len >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+    return COMPRESSION_GZIP;
+  if (len >= 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd)
+    return COMPRESSION_ZSTD;
+  return COMPRESSION_NONE;
+}
+
+static int
+fill_input (struct decomp *d, struct error *err)
+{
+  if (d->in_pos < d->in_len || d->in_eof)
+    return 0;
+  ssize_t n;
+  do
+    n = read (d->fd, d->in, IN_SIZE);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return error_set (err, errno, "%s: read", d->what);
+  d->in_len = n;
+  d->in_pos = 0;
+  d->in_eof = n == 0;
+  return 0;
+}
+
+static bool
+rest_is_zero (struct decomp *d)
+{
+  for (size_t i = d->in_pos; i < d->in_len; i++)
+    if (d->in[i] != 0)
+      return false;
+  return true;
+}
+
+/* Inflate gzip members with ISA-L until out is full or the stream ends. */
+static ssize_t
+produce_gzip (struct decomp *d, unsigned char *out, size_t cap, struct error *err)
+{
+  struct inflate_state *s = d->gz;
+  size_t produced = 0;
+  while (produced < cap && !d->stream_end)
+    {
+      if (fill_input (d, err) < 0)
+        return -1;
+      if (s->block_state == ISAL_BLOCK_FINISH)
+        {
+          /* A member ended: another member, zero padding, or the end. */
+          if (d->in_pos == d->in_len && d->in_eof)
+            {
+              d->stream_end = true;
+              break;
+            }
+          if (d->in[d->in_pos] == 0x1f)
+            {
+              isal.inflate_reset (s);
+              s->crc_flag = ISAL_GZIP;
+            }
+          else if (rest_is_zero (d))
+            {
+              d->in_pos = d->in_len;
+              continue;
+            }
+          else
+            return error_setx (err, EINVAL, "%s: trailing garbage after the gzip stream", d->what);
+        }
+      if (d->in_pos == d->in_len && d->in_eof)
+        return error_setx (err, EPIPE, "%s: gzip stream is truncated", d->what);
+      s->next_in = d->in + d->in_pos;
+      s->avail_in = d->in_len - d->in_pos;
+      s->next_out = out + produced;
+      s->avail_out = cap - produced;
+      int r = isal.inflate (s);
+      d->in_pos = d->in_len - s->avail_in;
+      produced = cap - s->avail_out;
+      if (r < 0)
+        return error_setx (err, EINVAL, "%s: corrupt gzip data (ISA-L error %d)", d->what, r);
+    }
+  return produced;
+}
+
+static ssize_t
+produce_zstd (struct decomp *d, unsigned char *out, size_t cap, struct error *err)
+{
+  ZSTD_outBuffer ob = { out, cap, 0 };
+  size_t last = 1;
+  while (ob.pos < ob.size)
+    {
+      if (fill_input (d, err) < 0)
+        return -1;
+      if (d->in_pos == d->in_len && d->in_eof)
+        {
+          if (last != 0)
+            return error_setx (err, EPIPE, "%s: zstd stream is truncated", d->what);
+          d->stream_end = true;
+          break;
+        }
+      ZSTD_inBuffer ib = { d->in, d->in_len, d->in_pos };
+      last = ZSTD_decompressStream (d->zs, &ob, &ib);
+      d->in_pos = ib.pos;
+      if (ZSTD_isError (last))
+        return error_setx (err, EINVAL, "%s: corrupt zstd data: %s", d->what, ZSTD_getErrorName (last));
+    }
+  return ob.pos;
+}
+
+static ssize_t
+produce_plain (struct decomp *d, unsigned char *out, size_t cap, struct error *err)
+{
+  size_t produced = 0;
+  while (produced < cap)
+    {
+      if (fill_input (d, err) < 0)
+        return -1;
+      if (d->in_pos == d->in_len)
+        {
+          d->stream_end = true;
+          break;
+        }
+      size_t n = d->in_len - d->in_pos;
+      if (n > cap - produced)
+        n = cap - produced;
+      memcpy (out + produced, d->in + d->in_pos, n);
+      d->in_pos += n;
+      produced += n;
+    }
+  return produced;
+}
+
+static ssize_t
+produce (struct decomp *d, unsigned char *out, size_t cap, struct error *err)
+{
+  ssize_t n = d->comp == COMPRESSION_GZIP   ? produce_gzip (d, out, cap, err)
+              : d->comp == COMPRESSION_ZSTD ? produce_zstd (d, out, cap, err)
+                                            : produce_plain (d, out, cap, err);
+  if (n > 0)
+    {
+      d->total_out += n;
+      if (d->total_out > d->max_out)
+        return error_setx (err, EFBIG, "%s: expands beyond the limit of %llu bytes", d->what,
+                           (unsigned long long) d->max_out);
+      sha256_update (d->hash, out, n);
+    }
+  return n;
+}
+
+static void *
+producer_main (void *arg)
+{
+  struct decomp *d = arg;
+  for (;;)
+    {
+      struct chunk c = { malloc (CHUNK_SIZE), 0 };
+      struct error err = { 0 };
+      ssize_t n = c.data ? produce (d, c.data, CHUNK_SIZE, &err) : error_set (&err, ENOMEM, "%s", d->what);
+      pthread_mutex_lock (&d->lock);
+      while (d->count == QUEUE_LEN && !d->cancel)
+        pthread_cond_wait (&d->cond, &d->lock);
+      bool stop = d->cancel || n <= 0;
+      if (n < 0)
+        {
+          d->perr = err;
+          d->failed = true;
+        }
+      if (!d->cancel && n > 0)
+        {
+          c.len = n;
+          d->queue[(d->head + d->count) % QUEUE_LEN] = c;
+          d->count++;
+          c.data = NULL;
+        }
+      if (stop || d->stream_end)
+        d->done = true;
+      pthread_cond_broadcast (&d->cond);
+      pthread_mutex_unlock (&d->lock);
+      free (c.data);
+      if (stop || d->stream_end)
+        return NULL;
+    }
+}
+
+int
+decomp_open (int fd, const char *what, uint64_t max_out, struct decomp **out, struct error *err)
+{
+  struct decomp *d = calloc (1, sizeof *d);
+  if (d == NULL)
+    {
+      close (fd);
+      return error_set (err, ENOMEM, "%s", what);
+    }
+  d->fd = fd;
+  snprintf (d->what, sizeof d->what, "%s", what);
+  d->max_out = max_out;
+  pthread_mutex_init (&d->lock, NULL);
+  pthread_cond_init (&d->cond, NULL);
+  d->in = malloc (IN_SIZE);
+  d->hash = sha256_new ();
+  if (d->in == NULL || d->hash == NULL)
+    {
+      decomp_free (d);
+      return error_set (err, ENOMEM, "%s", what);
+    }
+  if (fill_input (d, err) < 0)
+    {
+      decomp_free (d);
+      return -1;
+    }
+  d->comp = compression_detect (d->in, d->in_len);
+  if (d->comp == COMPRESSION_GZIP)
+    {
+      pthread_once (&isal_once, isal_load);
+      if (isal.inflate == NULL)
+        {
+          error_setx (err, ENOTSUP, "%s: %s", what, isal_error);
+          decomp_free (d);
+          return -1;
+        }
+      d->gz = malloc (sizeof *d->gz);
+      if (d->gz)
+        {
+          isal.inflate_init (d->gz);
+          d->gz->crc_flag = ISAL_GZIP;
+        }
+    }
+  else if (d->comp == COMPRESSION_ZSTD)
+    d->zs = ZSTD_createDStream ();
+  if ((d->comp == COMPRESSION_GZIP && d->gz == NULL) || (d->comp == COMPRESSION_ZSTD && d->zs == NULL))
+    {
+      decomp_free (d);
+      return error_set (err, ENOMEM, "%s: decompressor", what);
+    }
+  int r = pthread_create (&d->thread, NULL, producer_main, d);
+  if (r != 0)
+    {
+      decomp_free (d);
+      return error_set (err, r, "%s: start the inflate thread", what);
+    }
+  d->started = true;
+  *out = d;
+  return 0;
+}
+
+enum compression
+decomp_compression (const struct decomp *d)
+{
+  return d->comp;
+}
+
+/* Next chunk from the queue; false at the end (check d->failed). */
+static bool
+next_chunk (struct decomp *d)
+{
+  free (d->cur.data);
+  d->cur = (struct chunk) { 0 };
+  d->cur_pos = 0;
+  pthread_mutex_lock (&d->lock);
+  while (d->count == 0 && !d->done)
+    pthread_cond_wait (&d->cond, &d->lock);
+  bool got = d->count > 0;
+  if (got)
+    {
+      d->cur = d->queue[d->head];
+      d->head = (d->head + 1) % QUEUE_LEN;
+      d->count--;
+      pthread_cond_broadcast (&d->cond);
+    }
+  pthread_mutex_unlock (&d->lock);
+  return got;
+}
+
+ssize_t
+decomp_read (struct decomp *d, void *buf, size_t len, struct error *err)
+{
+  if (d->cur_pos == d->cur.len && !next_chunk (d))
+    {
+      if (d->failed)
+        {
+          *err = d->perr;
+          return -1;
+        }
+      return 0;
+    }
+  size_t n = d->cur.len - d->cur_pos;
+  if (n > len)
+    n = len;
+  memcpy (buf, d->cur.data + d->cur_pos, n);
+  d->cur_pos += n;
+  return n;
+}
+
+int
+decomp_finish (struct decomp *d, struct digest *digest, uint64_t *size, struct error *err)
+{
+  while (next_chunk (d))
+    ;
+  if (d->failed)
+    {
+      *err = d->perr;
+      return -1;
+    }
+  pthread_join (d->thread, NULL);
+  d->started = false;
+  sha256_final (d->hash, digest);
+  *size = d->total_out;
+  return 0;
+}
+
+void
+decomp_free (struct decomp *d)
+{
+  if (d == NULL)
+    return;
+  if (d->started)
+    {
+      pthread_mutex_lock (&d->lock);
+      d->cancel = true;
+      pthread_cond_broadcast (&d->cond);
+      pthread_mutex_unlock (&d->lock);
+      pthread_join (d->thread, NULL);
+    }
+  for (int i = 0; i < d->count; i++)
+    free (d->queue[(d->head + i) % QUEUE_LEN].data);
+  free (d->cur.data);
+  free (d->in);
+  free (d->gz);
+  if (d->zs)
+    ZSTD_freeDStream (d->zs);
+  if (d->hash)
+    sha256_free (d->hash);
+  pthread_mutex_destroy (&d->lock);
+  pthread_cond_destroy (&d->cond);
+  close (d->fd);
+  free (d);
+}

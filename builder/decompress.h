@@ -1,0 +1,40 @@
+/* A layer blob as a stream of tar bytes: gzip (ISA-L), zstd (libzstd) or
+ * plain, chosen by the blob's magic bytes (media types lie), hashed as it
+ * streams (the diff-id) and capped in expanded size (bombs). Inflating runs
+ * in its own thread, one chunk ahead of the reader, so that decompression
+ * and file writing overlap. */
+#ifndef BUILDER_DECOMPRESS_H
+#define BUILDER_DECOMPRESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/error.h"
+#include "digest.h"
+
+enum compression
+{
+  COMPRESSION_NONE,
+  COMPRESSION_GZIP,
+  COMPRESSION_ZSTD,
+};
+
+const char *compression_name (enum compression c);
+/* From the first bytes of a blob. */
+enum compression compression_detect (const unsigned char *head, size_t len);
+
+struct decomp;
+
+/* Takes ownership of fd. `what` names the blob in errors. */
+int decomp_open (int fd, const char *what, uint64_t max_out, struct decomp **out,
+                 struct error *err);
+/* Up to len bytes of the expanded stream; 0 at its end; -1 with err set. */
+ssize_t decomp_read (struct decomp *d, void *buf, size_t len, struct error *err);
+/* Read to the end (whatever the tar reader left), then the digest and size
+ * of the whole expanded stream. */
+int decomp_finish (struct decomp *d, struct digest *digest, uint64_t *size,
+                   struct error *err);
+enum compression decomp_compression (const struct decomp *d);
+void decomp_free (struct decomp *d);
+
+#endif

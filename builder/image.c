@@ -1,0 +1,616 @@
+#include "image.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/cleanup.h"
+#include "../common/fsutil.h"
+
+/* ---- parallel layer unpack ---------------------------------------------- */
+
+struct layer_job
+{
+  struct store *store;
+  const struct descriptor *desc;
+  const struct digest *diff_id;
+  const struct layer_limits *limits;
+  char tmp[128]; /* layers/<tmp>, "" when the layer was cached */
+  int dirfd;
+  struct layer_unpacked result;
+  struct error err;
+  int rc;
+  pthread_t thread;
+};
+
+static void *
+layer_job_main (void *arg)
+{
+  struct layer_job *j = arg;
+  char what[DIGEST_STR_MAX + 16];
+  char dstr[DIGEST_STR_MAX];
+  snprintf (what, sizeof what, "layer %s", digest_str (&j->desc->digest, dstr));
+  int fd = store_open_blob (j->store, &j->desc->digest, &j->err);
+  j->rc = fd < 0 ? -1 : layer_unpack (fd, what, j->dirfd, j->limits, j->diff_id, &j->result, &j->err);
+  return NULL;
+}
+
+static void
+discard_tmp (struct store *s, struct layer_job *j)
+{
+  struct error ignored;
+  if (j->dirfd >= 0)
+    close (j->dirfd);
+  j->dirfd = -1;
+  if (j->tmp[0])
+    remove_tree_at (s->layersfd, j->tmp, &ignored);
+  j->tmp[0] = '\0';
+  layer_unpacked_clear (&j->result);
+}
+
+int
+image_unpack_layers (struct store *s, const struct manifest *m, const struct image_config *c,
+                     const struct layer_limits *limits, struct image_stats *stats, struct error *err)
+{
+  if (m->n_layers != c->n_diff_ids)
+    return error_setx (err, EINVAL, "image: the manifest lists %zu layers, the config %zu diff_ids",
+                       m->n_layers, c->n_diff_ids);
+  size_t n = m->n_layers;
+  struct layer_job *jobs = calloc (n ? n : 1, sizeof *jobs);
+  if (jobs == NULL)
+    return error_set (err, ENOMEM, "image");
+  memset (stats, 0, sizeof *stats);
+  stats->layers = n;
+  int ret = -1;
+  size_t started = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      struct layer_job *j = &jobs[i];
+      j->store = s;
+      j->desc = &m->layers[i];
+      j->diff_id = &c->diff_ids[i];
+      j->limits = limits;
+      j->dirfd = -1;
+      bool dup = false;
+      for (size_t k = 0; k < i; k++)
+        dup |= digest_equal (jobs[k].diff_id, j->diff_id);
+      if (dup || store_has_layer (s, j->diff_id))
+        continue;
+      snprintf (j->tmp, sizeof j->tmp, ".tmp-%s-%d", j->diff_id->hex, (int) getpid ());
+      if (mkdirat (s->layersfd, j->tmp, 0755) < 0
+          || (j->dirfd = openat (s->layersfd, j->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        {
+          error_set (err, errno, "layer cache: create `%s`", j->tmp);
+          goto done;
+        }
+      /* Independent in overlay form: every layer unpacks at once. */
+      int r = pthread_create (&j->thread, NULL, layer_job_main, j);
+      if (r != 0)
+        {
+          error_set (err, r, "layer cache: start an unpack thread");
+          goto done;
+        }
+      started = i + 1;
+    }
+  ret = 0;
+done:
+  for (size_t i = 0; i < started; i++)
+    if (jobs[i].tmp[0])
+      pthread_join (jobs[i].thread, NULL);
+  for (size_t i = 0; ret == 0 && i < n; i++)
+    if (jobs[i].tmp[0] && jobs[i].rc < 0)
+      {
+        *err = jobs[i].err;
+        ret = -1;
+      }
+  /* Hard links into lower layers, bottom up, now that all are there. */
+  for (size_t i = 0; ret == 0 && i < n; i++)
+    {
+      if (!jobs[i].tmp[0] || jobs[i].result.n_links == 0)
+        continue;
+      int lowers[i ? i : 1];
+      size_t nl = 0;
+      for (size_t k = i; k-- > 0;)
+        {
+          char path[PATH_MAX + 80];
+          lowers[nl] = jobs[k].tmp[0] ? dup (jobs[k].dirfd)
+                                      : open (store_layer_path (s, jobs[k].diff_id, path, sizeof path),
+                                              O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          if (lowers[nl] >= 0)
+            nl++;
+        }
+      char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
+      snprintf (what, sizeof what, "layer %s", digest_str (&jobs[i].desc->digest, dstr));
+      ret = layer_link_from_lowers (jobs[i].dirfd, what, &jobs[i].result, lowers, nl, err);
+      for (size_t k = 0; k < nl; k++)
+        close (lowers[k]);
+    }
+  /* One sync for all files, then the layers become visible. */
+  if (ret == 0 && started > 0 && syncfs (s->layersfd) < 0)
+    ret = error_set (err, errno, "layer cache: sync");
+  for (size_t i = 0; i < n; i++)
+    {
+      struct layer_job *j = &jobs[i];
+      if (!j->tmp[0])
+        continue;
+      if (ret == 0)
+        {
+          stats->layers_unpacked++;
+          stats->bytes_unpacked += j->result.tar_bytes;
+          if (renameat (s->layersfd, j->tmp, s->layersfd, j->diff_id->hex) == 0)
+            j->tmp[0] = '\0';
+          else if (errno != EEXIST && errno != ENOTEMPTY)
+            ret = error_set (err, errno, "layer cache: rename `%s`", j->tmp);
+        }
+      discard_tmp (s, j);
+    }
+  free (jobs);
+  return ret;
+}
+
+/* ---- loading images ----------------------------------------------------- */
+
+static int
+load_doc (struct store *s, const struct descriptor *d, char **json, size_t *len, struct error *err)
+{
+  return store_read_blob (s, &d->digest, d->size, MANIFEST_MAX_BYTES, json, len, err);
+}
+
+/* Follow an index to this platform's manifest; both must be in the store. */
+static int
+resolve_manifest (struct store *s, const struct descriptor *top, struct descriptor *out,
+                  struct error *err)
+{
+  cleanup_free char *json = NULL;
+  size_t len;
+  enum doc_kind kind;
+  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
+  snprintf (what, sizeof what, "manifest %s", digest_str (&top->digest, dstr));
+  if (load_doc (s, top, &json, &len, err) < 0 || doc_kind (json, len, what, &kind, err) < 0)
+    return -1;
+  if (kind == DOC_MANIFEST)
+    {
+      *out = *top;
+      return 0;
+    }
+  return index_pick_platform (json, len, what, "linux", oci_arch (), out, err);
+}
+
+static int
+descriptor_from_json (json_t *j, struct descriptor *d, struct error *err)
+{
+  const char *digest = json_string_value (json_object_get (j, "digest"));
+  const char *mt = json_string_value (json_object_get (j, "mediaType"));
+  if (digest == NULL || digest_parse (digest, &d->digest, err) < 0)
+    return digest ? -1 : error_setx (err, EINVAL, "index entry without a digest");
+  snprintf (d->media_type, sizeof d->media_type, "%s", mt ? mt : "");
+  json_t *size = json_object_get (j, "size");
+  d->size = json_is_integer (size) ? json_integer_value (size) : -1;
+  return 0;
+}
+
+int
+image_load (struct store *s, json_t *desc, struct manifest *m, struct image_config *c,
+            struct error *err)
+{
+  struct descriptor top, md;
+  cleanup_free char *mjson = NULL, *cjson = NULL;
+  size_t mlen, clen;
+  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
+  if (descriptor_from_json (desc, &top, err) < 0 || resolve_manifest (s, &top, &md, err) < 0
+      || load_doc (s, &md, &mjson, &mlen, err) < 0)
+    return -1;
+  snprintf (what, sizeof what, "manifest %s", digest_str (&md.digest, dstr));
+  if (manifest_parse (mjson, mlen, what, m, err) < 0)
+    return -1;
+  snprintf (what, sizeof what, "config %s", digest_str (&m->config.digest, dstr));
+  if (load_doc (s, &m->config, &cjson, &clen, err) < 0 || config_parse (cjson, clen, what, c, err) < 0)
+    {
+      manifest_clear (m);
+      return -1;
+    }
+  return 0;
+}
+
+/* ---- import ------------------------------------------------------------- */
+
+static int
+copy_blob (struct store *s, int src_blobs, const struct descriptor *d, struct error *err)
+{
+  if (store_has_blob (s, &d->digest))
+    return 0;
+  char dstr[DIGEST_STR_MAX];
+  cleanup_close int fd = openat (src_blobs, d->digest.hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return error_set (err, errno, "blob %s", digest_str (&d->digest, dstr));
+  return store_put_blob (s, fd, &d->digest, d->size, err);
+}
+
+/* Copy one image (index or manifest) and everything it references. */
+static int
+import_one (struct store *s, int src_blobs, const struct descriptor *top, struct error *err)
+{
+  if (copy_blob (s, src_blobs, top, err) < 0)
+    return -1;
+  struct descriptor md;
+  if (resolve_manifest (s, top, &md, err) < 0 || copy_blob (s, src_blobs, &md, err) < 0)
+    return -1;
+  cleanup_free char *json = NULL;
+  size_t len;
+  struct manifest m;
+  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
+  snprintf (what, sizeof what, "manifest %s", digest_str (&md.digest, dstr));
+  if (load_doc (s, &md, &json, &len, err) < 0 || manifest_parse (json, len, what, &m, err) < 0)
+    return -1;
+  int ret = copy_blob (s, src_blobs, &m.config, err);
+  for (size_t i = 0; ret == 0 && i < m.n_layers; i++)
+    ret = copy_blob (s, src_blobs, &m.layers[i], err);
+  manifest_clear (&m);
+  return ret;
+}
+
+static int
+tag_image (json_t *index, const struct descriptor *top, const char *ref)
+{
+  char dstr[DIGEST_STR_MAX];
+  digest_str (&top->digest, dstr);
+  /* A tag names one image: move it. */
+  json_t *manifests = json_object_get (index, "manifests");
+  for (size_t i = json_array_size (manifests); i-- > 0;)
+    {
+      json_t *m = json_array_get (manifests, i);
+      const char *name = json_string_value (json_object_get (json_object_get (m, "annotations"), REF_NAME_ANNOTATION));
+      const char *d = json_string_value (json_object_get (m, "digest"));
+      if ((ref && name && strcmp (name, ref) == 0) || (!ref && !name && d && strcmp (d, dstr) == 0))
+        json_array_remove (manifests, i);
+    }
+  json_t *desc = json_pack ("{s:s, s:s, s:I}", "mediaType", top->media_type, "digest", dstr, "size",
+                            (json_int_t) top->size);
+  if (ref)
+    json_object_set_new (desc, "annotations", json_pack ("{s:s}", REF_NAME_ANNOTATION, ref));
+  return json_array_append_new (manifests, desc);
+}
+
+static int
+import_layout (struct store *s, const char *dir, const char *tag, const struct layer_limits *limits,
+               struct image_stats *stats, struct error *err)
+{
+  cleanup_close int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return error_set (err, errno, "OCI layout `%s`", dir);
+  cleanup_close int blobs = openat (dfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char text[MANIFEST_MAX_BYTES / 4];
+  ssize_t n = read_file_at (dfd, "index.json", text, sizeof text, err);
+  if (blobs < 0 || n < 0)
+    return error_setx (err, EINVAL, "`%s` is not an OCI image layout (no index.json or blobs/sha256)", dir);
+  json_error_t je;
+  json_t *src = json_loadb (text, n, 0, &je);
+  json_t *list = json_object_get (src, "manifests");
+  if (!json_is_array (list) || json_array_size (list) == 0)
+    {
+      json_decref (src);
+      return error_setx (err, EINVAL, "OCI layout `%s`: index.json has no manifests%s%s", dir,
+                         src ? "" : ": ", src ? "" : je.text);
+    }
+  if (tag && json_array_size (list) > 1)
+    {
+      json_decref (src);
+      return error_setx (err, EINVAL, "OCI layout `%s` holds %zu images: import it without a name",
+                         dir, json_array_size (list));
+    }
+  int ret = store_lock (s, err);
+  json_t *index = ret == 0 ? store_load_index (s, err) : NULL;
+  if (index == NULL)
+    ret = -1;
+  size_t i;
+  json_t *m;
+  memset (stats, 0, sizeof *stats);
+  json_array_foreach (list, i, m)
+    {
+      struct descriptor top, md;
+      struct manifest man;
+      struct image_config cfg;
+      struct image_stats one;
+      if (ret < 0)
+        break;
+      const char *name = json_string_value (json_object_get (json_object_get (m, "annotations"), REF_NAME_ANNOTATION));
+      if (descriptor_from_json (m, &top, err) < 0 || import_one (s, blobs, &top, err) < 0
+          || resolve_manifest (s, &top, &md, err) < 0)
+        {
+          ret = -1;
+          break;
+        }
+      char dstr[DIGEST_STR_MAX];
+      json_t *mdesc = json_pack ("{s:s, s:s, s:I}", "mediaType", md.media_type, "digest",
+                                 digest_str (&md.digest, dstr), "size", (json_int_t) md.size);
+      ret = image_load (s, mdesc, &man, &cfg, err);
+      json_decref (mdesc);
+      if (ret < 0)
+        break;
+      ret = image_unpack_layers (s, &man, &cfg, limits, &one, err);
+      stats->layers += one.layers;
+      stats->layers_unpacked += one.layers_unpacked;
+      stats->bytes_unpacked += one.bytes_unpacked;
+      manifest_clear (&man);
+      config_clear (&cfg);
+      if (ret == 0)
+        tag_image (index, &top, tag ? tag : name);
+    }
+  if (ret == 0)
+    ret = store_save_index (s, index, err);
+  json_decref (index);
+  json_decref (src);
+  store_unlock (s);
+  return ret;
+}
+
+int
+image_import (struct store *s, const char *path, const char *tag, const struct layer_limits *limits,
+              struct image_stats *stats, struct error *err)
+{
+  struct stat st;
+  if (stat (path, &st) < 0)
+    return error_set (err, errno, "import `%s`", path);
+  if (S_ISDIR (st.st_mode))
+    return import_layout (s, path, tag, limits, stats, err);
+
+  /* An oci-archive: unpack the layout with the same safe unpacker into a
+   * temp dir in the store, then import that. */
+  char tmp[PATH_MAX + 16];
+  snprintf (tmp, sizeof tmp, "%s/.import-XXXXXX", s->root);
+  if (mkdtemp (tmp) == NULL)
+    return error_set (err, errno, "import `%s`: temp dir", path);
+  int ret = -1;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cleanup_close int dirfd = open (tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct layer_unpacked u;
+  char what[PATH_MAX + 32];
+  snprintf (what, sizeof what, "oci-archive `%s`", path);
+  struct layer_limits archive_limits = { UINT64_MAX, 1000000 };
+  if (fd < 0)
+    error_set (err, errno, "import `%s`", path);
+  else if (layer_unpack (fd, what, dirfd, &archive_limits, NULL, &u, err) == 0)
+    {
+      layer_unpacked_clear (&u);
+      ret = import_layout (s, tmp, tag, limits, stats, err);
+    }
+  struct error ignored;
+  remove_tree_at (AT_FDCWD, tmp, &ignored);
+  return ret;
+}
+
+/* ---- the rootfs for runtime/ -------------------------------------------- */
+
+int
+image_rootfs (struct store *s, const char *ref, struct image_rootfs *out, struct error *err)
+{
+  memset (out, 0, sizeof *out);
+  json_t *index = store_load_index (s, err);
+  if (index == NULL)
+    return -1;
+  json_t *desc = store_find_ref (index, ref);
+  struct manifest m;
+  int ret = -1;
+  if (desc == NULL)
+    error_setx (err, ENOENT, "image `%s` is not in the store `%s` (agentd image import or agentd pull)", ref, s->root);
+  else if (image_load (s, desc, &m, &out->config, err) == 0)
+    {
+      out->lowers = calloc (m.n_layers + 1, sizeof *out->lowers);
+      ret = 0;
+      for (size_t i = m.n_layers; ret == 0 && i-- > 0;)
+        {
+          const struct digest *d = &out->config.diff_ids[i];
+          char path[PATH_MAX + 80], dstr[DIGEST_STR_MAX];
+          if (!store_has_layer (s, d))
+            ret = error_setx (err, ENOENT, "image `%s`: layer %s is not unpacked", ref, digest_str (d, dstr));
+          else
+            out->lowers[out->n_lowers++] = strdup (store_layer_path (s, d, path, sizeof path));
+        }
+      manifest_clear (&m);
+    }
+  json_decref (index);
+  if (ret < 0)
+    image_rootfs_clear (out);
+  return ret;
+}
+
+void
+image_rootfs_clear (struct image_rootfs *r)
+{
+  for (size_t i = 0; i < r->n_lowers; i++)
+    free (r->lowers[i]);
+  free (r->lowers);
+  config_clear (&r->config);
+  memset (r, 0, sizeof *r);
+}
+
+/* Fields 3 and 4 (the ids) of name's line in /etc/passwd or /etc/group of
+ * the image's top-most layer that has the file. */
+static int
+lookup_db (const struct image_rootfs *r, const char *file, const char *name, long *f3, long *f4)
+{
+  for (size_t i = 0; i < r->n_lowers; i++)
+    {
+      cleanup_close int dirfd = open (r->lowers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      int fd = dirfd < 0 ? -1 : layer_open_beneath (dirfd, file, O_RDONLY | O_NOFOLLOW);
+      if (fd < 0)
+        continue;
+      cleanup_fclose FILE *f = fdopen (fd, "r");
+      if (f == NULL)
+        {
+          close (fd);
+          return -1;
+        }
+      char line[1024];
+      size_t nl = strlen (name);
+      while (fgets (line, sizeof line, f))
+        {
+          if (strncmp (line, name, nl) != 0 || line[nl] != ':')
+            continue;
+          char *p3 = strchr (line + nl + 1, ':');
+          char *p4 = p3 ? strchr (p3 + 1, ':') : NULL;
+          *f3 = p3 ? strtol (p3 + 1, NULL, 10) : -1;
+          *f4 = p4 ? strtol (p4 + 1, NULL, 10) : -1;
+          return *f3 >= 0 ? 0 : -1;
+        }
+      return -1;
+    }
+  return -1;
+}
+
+int
+image_lookup_user (const struct image_rootfs *r, const char *spec, uid_t *uid, gid_t *gid,
+                   struct error *err)
+{
+  char user[256];
+  snprintf (user, sizeof user, "%s", spec);
+  char *group = strchr (user, ':');
+  if (group)
+    *group++ = '\0';
+  char *end;
+  long u = strtol (user, &end, 10), g = -1, unused;
+  if (!*user || *end != '\0' || u < 0)
+    {
+      if (lookup_db (r, "etc/passwd", user, &u, &g) < 0)
+        return error_setx (err, ENOENT, "user `%s` is not in the image's /etc/passwd", user);
+    }
+  else
+    g = u;
+  if (group)
+    {
+      g = strtol (group, &end, 10);
+      if ((!*group || *end != '\0' || g < 0) && lookup_db (r, "etc/group", group, &g, &unused) < 0)
+        return error_setx (err, ENOENT, "group `%s` is not in the image's /etc/group", group);
+    }
+  *uid = u;
+  *gid = g >= 0 ? g : u;
+  return 0;
+}
+
+/* ---- rm and gc ---------------------------------------------------------- */
+
+int
+image_remove (struct store *s, const char *ref, struct error *err)
+{
+  if (store_lock (s, err) < 0)
+    return -1;
+  json_t *index = store_load_index (s, err);
+  int ret = -1;
+  if (index)
+    {
+      json_t *manifests = json_object_get (index, "manifests");
+      size_t removed = 0;
+      for (size_t i = json_array_size (manifests); i-- > 0;)
+        {
+          json_t *m = json_array_get (manifests, i);
+          const char *name = json_string_value (json_object_get (json_object_get (m, "annotations"), REF_NAME_ANNOTATION));
+          const char *d = json_string_value (json_object_get (m, "digest"));
+          if ((name && strcmp (name, ref) == 0) || (d && strcmp (d, ref) == 0))
+            {
+              json_array_remove (manifests, i);
+              removed++;
+            }
+        }
+      ret = removed ? store_save_index (s, index, err)
+                    : error_setx (err, ENOENT, "image `%s` is not in the store `%s`", ref, s->root);
+      json_decref (index);
+    }
+  store_unlock (s);
+  return ret;
+}
+
+struct marks
+{
+  char (*hex)[65];
+  size_t n, cap;
+};
+
+static void
+mark (struct marks *mk, const struct digest *d)
+{
+  if (mk->n == mk->cap)
+    {
+      mk->cap = mk->cap ? 2 * mk->cap : 64;
+      mk->hex = realloc (mk->hex, mk->cap * sizeof *mk->hex);
+    }
+  memcpy (mk->hex[mk->n++], d->hex, 65);
+}
+
+static bool
+marked (const struct marks *mk, const char *name)
+{
+  for (size_t i = 0; i < mk->n; i++)
+    if (strcmp (mk->hex[i], name) == 0)
+      return true;
+  return false;
+}
+
+/* Remove what no tagged image uses; temp leftovers of a crashed import too. */
+static int
+sweep (int dirfd, const struct marks *mk, size_t *removed, struct error *err)
+{
+  int dup_fd = dup (dirfd);
+  cleanup_closedir DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
+  if (d == NULL)
+    return error_set (err, errno, "gc: read directory");
+  rewinddir (d);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0 || marked (mk, de->d_name))
+        continue;
+      if (remove_tree_at (dirfd, de->d_name, err) < 0)
+        return -1;
+      (*removed)++;
+    }
+  return 0;
+}
+
+int
+image_gc (struct store *s, struct gc_stats *stats, struct error *err)
+{
+  memset (stats, 0, sizeof *stats);
+  if (store_lock (s, err) < 0)
+    return -1;
+  struct marks blobs = { 0 }, layers = { 0 };
+  json_t *index = store_load_index (s, err);
+  int ret = index ? 0 : -1;
+  size_t i;
+  json_t *desc;
+  json_array_foreach (index ? json_object_get (index, "manifests") : NULL, i, desc)
+    {
+      struct descriptor top, md;
+      struct manifest m;
+      struct image_config c;
+      if (descriptor_from_json (desc, &top, err) < 0 || resolve_manifest (s, &top, &md, err) < 0
+          || image_load (s, desc, &m, &c, err) < 0)
+        {
+          ret = error_prefix (err, "gc: an image in index.json is damaged; nothing removed");
+          break;
+        }
+      mark (&blobs, &top.digest);
+      mark (&blobs, &md.digest);
+      mark (&blobs, &m.config.digest);
+      for (size_t k = 0; k < m.n_layers; k++)
+        mark (&blobs, &m.layers[k].digest);
+      for (size_t k = 0; k < c.n_diff_ids; k++)
+        mark (&layers, &c.diff_ids[k]);
+      manifest_clear (&m);
+      config_clear (&c);
+    }
+  if (ret == 0)
+    ret = sweep (s->layersfd, &layers, &stats->layers_removed, err);
+  if (ret == 0)
+    ret = sweep (s->blobsfd, &blobs, &stats->blobs_removed, err);
+  free (blobs.hex);
+  free (layers.hex);
+  json_decref (index);
+  store_unlock (s);
+  return ret;
+}

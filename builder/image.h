@@ -1,0 +1,62 @@
+/* Images in the store: import from an OCI layout or oci-archive, the
+ * parallel unpack of their layers into the layer cache, the rootfs handed
+ * to runtime/, removal and garbage collection. */
+#ifndef BUILDER_IMAGE_H
+#define BUILDER_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/error.h"
+#include "layer.h"
+#include "manifest.h"
+#include "store.h"
+
+struct image_stats
+{
+  size_t layers;          /* in the image */
+  size_t layers_unpacked; /* newly unpacked (the rest were cached) */
+  uint64_t bytes_unpacked;
+};
+
+/* Unpack the image's layers that the cache lacks, in parallel, each into a
+ * temp dir renamed into place only once it is complete. */
+int image_unpack_layers (struct store *s, const struct manifest *m, const struct image_config *c,
+                         const struct layer_limits *limits, struct image_stats *stats,
+                         struct error *err);
+
+/* Import every image of an OCI layout directory or oci-archive tar; tag
+ * (when not NULL) replaces the layout's ref.name. */
+int image_import (struct store *s, const char *path, const char *tag,
+                  const struct layer_limits *limits, struct image_stats *stats,
+                  struct error *err);
+
+/* The manifest and config an index.json descriptor stands for (an index is
+ * resolved to this platform's manifest). */
+int image_load (struct store *s, json_t *desc, struct manifest *m, struct image_config *c,
+                struct error *err);
+
+struct image_rootfs
+{
+  char **lowers; /* layer directories, top first */
+  size_t n_lowers;
+  struct image_config config;
+};
+
+int image_rootfs (struct store *s, const char *ref, struct image_rootfs *out, struct error *err);
+void image_rootfs_clear (struct image_rootfs *r);
+/* "user[:group]" by number or by name in the image's /etc/passwd and
+ * /etc/group (read inside the layers, never through their symlinks). */
+int image_lookup_user (const struct image_rootfs *r, const char *spec, uid_t *uid, gid_t *gid,
+                       struct error *err);
+
+int image_remove (struct store *s, const char *ref, struct error *err);
+
+struct gc_stats
+{
+  size_t blobs_removed;
+  size_t layers_removed;
+};
+int image_gc (struct store *s, struct gc_stats *stats, struct error *err);
+
+#endif

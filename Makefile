@@ -54,7 +54,7 @@ $(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/librun
 UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(AGENTD_LIB))
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lcmocka -larchive
 
 # Integration tests run the real kernel paths; built without sanitizers so
 # that the forked children behave as in production.

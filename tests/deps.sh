@@ -3,7 +3,9 @@
 # benchmarks need, when they are missing.
 set -eu
 PKGS="gcc make pkg-config libc6-dev libcap-dev libseccomp-dev libcmocka-dev busybox-static file
-      cpio qemu-system-x86 linux-image-amd64 crun runc"
+      libarchive-dev libisal-dev libzstd-dev libjansson-dev libssl-dev liblz4-dev libacl1-dev
+      cpio qemu-system-x86 linux-image-amd64 crun runc umoci skopeo docker-registry debootstrap
+      zstd attr"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

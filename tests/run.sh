@@ -66,6 +66,11 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
       run_tap "integration/$n" "$BUILD/tests/$n"
     done
     run_tap integration/agentd_run "$here"/integration/agentd_run.sh "$BUILD/agentd"
+    if command -v umoci >/dev/null && command -v getfattr >/dev/null; then
+      run_tap integration/image_umoci "$here"/integration/image_umoci.sh "$BUILD/agentd"
+    else
+      skip integration/image_umoci "umoci or getfattr (attr) is not installed (make deps)"
+    fi
   fi
 fi
 

@@ -29,6 +29,7 @@ struct decomp
   enum compression comp;
 
   /* Producer side (the inflate thread). */
+  struct decomp_tee *tee;
   unsigned char *in;
   size_t in_len, in_pos;
   bool in_eof;
@@ -110,6 +111,23 @@ compression_detect (const unsigned char *head, size_t len)
 }
 
 static int
+tee_write (struct decomp_tee *t, const unsigned char *buf, size_t n)
+{
+  sha256_update (t->hash, buf, n);
+  t->bytes += n;
+  for (size_t off = 0; off < n;)
+    {
+      ssize_t w = write (t->fd, buf + off, n - off);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0)
+        return -1;
+      off += w;
+    }
+  return 0;
+}
+
+static int
 fill_input (struct decomp *d, struct error *err)
 {
   if (d->in_pos < d->in_len || d->in_eof)
@@ -120,6 +138,8 @@ fill_input (struct decomp *d, struct error *err)
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return error_set (err, errno, "%s: read", d->what);
+  if (d->tee && tee_write (d->tee, d->in, n) < 0)
+    return error_set (err, errno, "%s: copy into the store", d->what);
   d->in_len = n;
   d->in_pos = 0;
   d->in_eof = n == 0;
@@ -241,7 +261,6 @@ produce (struct decomp *d, unsigned char *out, size_t cap, struct error *err)
       if (d->total_out > d->max_out)
         return error_setx (err, EFBIG, "%s: expands beyond the limit of %llu bytes", d->what,
                            (unsigned long long) d->max_out);
-      sha256_update (d->hash, out, n);
     }
   return n;
 }
@@ -282,7 +301,8 @@ producer_main (void *arg)
 }
 
 int
-decomp_open (int fd, const char *what, uint64_t max_out, struct decomp **out, struct error *err)
+decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
+             struct decomp **out, struct error *err)
 {
   struct decomp *d = calloc (1, sizeof *d);
   if (d == NULL)
@@ -291,6 +311,7 @@ decomp_open (int fd, const char *what, uint64_t max_out, struct decomp **out, st
       return error_set (err, ENOMEM, "%s", what);
     }
   d->fd = fd;
+  d->tee = tee;
   snprintf (d->what, sizeof d->what, "%s", what);
   d->max_out = max_out;
   pthread_mutex_init (&d->lock, NULL);
@@ -362,11 +383,15 @@ next_chunk (struct decomp *d)
   if (got)
     {
       d->cur = d->queue[d->head];
+      /* The diff-id is hashed here, on the reader's side, which leaves the
+       * inflate thread only inflating. */
       d->head = (d->head + 1) % QUEUE_LEN;
       d->count--;
       pthread_cond_broadcast (&d->cond);
     }
   pthread_mutex_unlock (&d->lock);
+  if (got)
+    sha256_update (d->hash, d->cur.data, d->cur.len);
   return got;
 }
 
@@ -402,6 +427,15 @@ decomp_finish (struct decomp *d, struct digest *digest, uint64_t *size, struct e
     }
   pthread_join (d->thread, NULL);
   d->started = false;
+  /* The copied blob must be whole even where the stream ended early. */
+  while (d->tee && !d->in_eof)
+    {
+      d->in_pos = d->in_len;
+      if (fill_input (d, err) < 0)
+        return -1;
+      if (d->in_len > 0 && !(d->comp == COMPRESSION_NONE))
+        return error_setx (err, EINVAL, "%s: trailing data after the compressed stream", d->what);
+    }
   sha256_final (d->hash, digest);
   *size = d->total_out;
   return 0;

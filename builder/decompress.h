@@ -25,9 +25,18 @@ enum compression compression_detect (const unsigned char *head, size_t len);
 
 struct decomp;
 
+/* Optionally, every compressed byte read is also hashed and written to fd:
+ * one read of a blob both fills the store and unpacks it. */
+struct decomp_tee
+{
+  int fd;
+  struct sha256 *hash;
+  uint64_t bytes;
+};
+
 /* Takes ownership of fd. `what` names the blob in errors. */
-int decomp_open (int fd, const char *what, uint64_t max_out, struct decomp **out,
-                 struct error *err);
+int decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
+                 struct decomp **out, struct error *err);
 /* Up to len bytes of the expanded stream; 0 at its end; -1 with err set. */
 ssize_t decomp_read (struct decomp *d, void *buf, size_t len, struct error *err);
 /* Read to the end (whatever the tar reader left), then the digest and size

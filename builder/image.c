@@ -12,6 +12,7 @@
 
 #include "../common/cleanup.h"
 #include "../common/fsutil.h"
+#include "decompress.h"
 
 /* ---- parallel layer unpack ---------------------------------------------- */
 
@@ -21,7 +22,9 @@ struct layer_job
   const struct descriptor *desc;
   const struct digest *diff_id;
   const struct layer_limits *limits;
-  char tmp[128]; /* layers/<tmp>, "" when the layer was cached */
+  int src_blobs;      /* where the blob comes from when the store lacks it */
+  char blob_tmp[128]; /* the blob's temp file in the store, or "" */
+  char tmp[128];      /* layers/<tmp>, "" when the layer was cached */
   int dirfd;
   struct layer_unpacked result;
   struct error err;
@@ -29,15 +32,66 @@ struct layer_job
   pthread_t thread;
 };
 
+/* An unpack that failed on a blob it was also copying: when the blob does
+ * not match its digest, that is the error to report. */
+static void
+blame_blob (int src_blobs, const struct descriptor *desc, struct error *err)
+{
+  cleanup_close int fd = openat (src_blobs, desc->digest.hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct sha256 *h = fd >= 0 ? sha256_new () : NULL;
+  if (h == NULL)
+    return;
+  char buf[1 << 16];
+  ssize_t n;
+  uint64_t total = 0;
+  while ((n = read (fd, buf, sizeof buf)) > 0)
+    {
+      sha256_update (h, buf, n);
+      total += n;
+    }
+  struct error mismatch = { 0 };
+  if (n == 0 && blob_verify (&desc->digest, desc->size, h, total, &mismatch) < 0)
+    *err = mismatch;
+  sha256_free (h);
+}
+
+/* Unpack one layer; when the store lacks its blob, the same read copies
+ * the blob into the store and checks its digest. */
 static void *
 layer_job_main (void *arg)
 {
   struct layer_job *j = arg;
   char what[DIGEST_STR_MAX + 16];
   char dstr[DIGEST_STR_MAX];
-  snprintf (what, sizeof what, "layer %s", digest_str (&j->desc->digest, dstr));
-  int fd = store_open_blob (j->store, &j->desc->digest, &j->err);
-  j->rc = fd < 0 ? -1 : layer_unpack (fd, what, j->dirfd, j->limits, j->diff_id, &j->result, &j->err);
+  const struct digest *d = &j->desc->digest;
+  snprintf (what, sizeof what, "layer %s", digest_str (d, dstr));
+  struct decomp_tee tee = { -1, NULL, 0 };
+  int fd;
+  if (store_has_blob (j->store, d) || j->src_blobs < 0)
+    fd = store_open_blob (j->store, d, &j->err);
+  else
+    {
+      fd = openat (j->src_blobs, d->hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0)
+        error_set (&j->err, errno, "blob %s", dstr);
+      else if ((tee.fd = store_blob_begin (j->store, d, j->blob_tmp, sizeof j->blob_tmp, &j->err)) < 0
+               || (tee.hash = sha256_new ()) == NULL)
+        {
+          close (fd);
+          fd = -1;
+        }
+    }
+  j->rc = fd < 0 ? -1
+                 : layer_unpack (fd, what, j->dirfd, j->limits, j->diff_id, tee.hash ? &tee : NULL,
+                                 &j->result, &j->err);
+  if (j->rc == 0 && tee.hash)
+    j->rc = blob_verify (d, j->desc->size, tee.hash, tee.bytes, &j->err);
+  else if (j->rc < 0 && tee.hash)
+    blame_blob (j->src_blobs, j->desc, &j->err);
+  if (tee.fd >= 0)
+    close (tee.fd);
+  if (tee.hash)
+    sha256_free (tee.hash);
   return NULL;
 }
 
@@ -45,6 +99,9 @@ static void
 discard_tmp (struct store *s, struct layer_job *j)
 {
   struct error ignored;
+  if (j->blob_tmp[0])
+    store_blob_abort (s, j->blob_tmp);
+  j->blob_tmp[0] = '\0';
   if (j->dirfd >= 0)
     close (j->dirfd);
   j->dirfd = -1;
@@ -55,8 +112,9 @@ discard_tmp (struct store *s, struct layer_job *j)
 }
 
 int
-image_unpack_layers (struct store *s, const struct manifest *m, const struct image_config *c,
-                     const struct layer_limits *limits, struct image_stats *stats, struct error *err)
+image_unpack_layers (struct store *s, int src_blobs, const struct manifest *m,
+                     const struct image_config *c, const struct layer_limits *limits,
+                     struct image_stats *stats, struct error *err)
 {
   if (m->n_layers != c->n_diff_ids)
     return error_setx (err, EINVAL, "image: the manifest lists %zu layers, the config %zu diff_ids",
@@ -76,6 +134,7 @@ image_unpack_layers (struct store *s, const struct manifest *m, const struct ima
       j->desc = &m->layers[i];
       j->diff_id = &c->diff_ids[i];
       j->limits = limits;
+      j->src_blobs = src_blobs;
       j->dirfd = -1;
       bool dup = false;
       for (size_t k = 0; k < i; k++)
@@ -143,6 +202,9 @@ done:
         {
           stats->layers_unpacked++;
           stats->bytes_unpacked += j->result.tar_bytes;
+          if (j->blob_tmp[0] && store_blob_commit (s, j->blob_tmp, &j->desc->digest, err) < 0)
+            ret = -1;
+          j->blob_tmp[0] = '\0';
           if (renameat (s->layersfd, j->tmp, s->layersfd, j->diff_id->hex) == 0)
             j->tmp[0] = '\0';
           else if (errno != EEXIST && errno != ENOTEMPTY)
@@ -232,7 +294,8 @@ copy_blob (struct store *s, int src_blobs, const struct descriptor *d, struct er
   return store_put_blob (s, fd, &d->digest, d->size, err);
 }
 
-/* Copy one image (index or manifest) and everything it references. */
+/* Copy one image's index, manifest and config; its layer blobs are copied
+ * by the unpack, in the same read. */
 static int
 import_one (struct store *s, int src_blobs, const struct descriptor *top, struct error *err)
 {
@@ -249,8 +312,6 @@ import_one (struct store *s, int src_blobs, const struct descriptor *top, struct
   if (load_doc (s, &md, &json, &len, err) < 0 || manifest_parse (json, len, what, &m, err) < 0)
     return -1;
   int ret = copy_blob (s, src_blobs, &m.config, err);
-  for (size_t i = 0; ret == 0 && i < m.n_layers; i++)
-    ret = copy_blob (s, src_blobs, &m.layers[i], err);
   manifest_clear (&m);
   return ret;
 }
@@ -333,7 +394,10 @@ import_layout (struct store *s, const char *dir, const char *tag, const struct l
       json_decref (mdesc);
       if (ret < 0)
         break;
-      ret = image_unpack_layers (s, &man, &cfg, limits, &one, err);
+      ret = image_unpack_layers (s, blobs, &man, &cfg, limits, &one, err);
+      /* Layers already cached were not read: copy blobs the store lacks. */
+      for (size_t k = 0; ret == 0 && k < man.n_layers; k++)
+        ret = copy_blob (s, blobs, &man.layers[k], err);
       stats->layers += one.layers;
       stats->layers_unpacked += one.layers_unpacked;
       stats->bytes_unpacked += one.bytes_unpacked;
@@ -375,7 +439,7 @@ image_import (struct store *s, const char *path, const char *tag, const struct l
   struct layer_limits archive_limits = { UINT64_MAX, 1000000 };
   if (fd < 0)
     error_set (err, errno, "import `%s`", path);
-  else if (layer_unpack (fd, what, dirfd, &archive_limits, NULL, &u, err) == 0)
+  else if (layer_unpack (fd, what, dirfd, &archive_limits, NULL, NULL, &u, err) == 0)
     {
       layer_unpacked_clear (&u);
       ret = import_layout (s, tmp, tag, limits, stats, err);

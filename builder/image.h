@@ -20,10 +20,12 @@ struct image_stats
 };
 
 /* Unpack the image's layers that the cache lacks, in parallel, each into a
- * temp dir renamed into place only once it is complete. */
-int image_unpack_layers (struct store *s, const struct manifest *m, const struct image_config *c,
-                         const struct layer_limits *limits, struct image_stats *stats,
-                         struct error *err);
+ * temp dir renamed into place only once it is complete. Blobs the store
+ * lacks are read from src_blobs (a layout's blobs/sha256 dir) and copied in
+ * by the same read. */
+int image_unpack_layers (struct store *s, int src_blobs, const struct manifest *m,
+                         const struct image_config *c, const struct layer_limits *limits,
+                         struct image_stats *stats, struct error *err);
 
 /* Import every image of an OCI layout directory or oci-archive tar; tag
  * (when not NULL) replaces the layout's ref.name. */

@@ -77,7 +77,18 @@ struct unpack
   size_t links_cap;
   uint64_t fed;      /* tar bytes given to libarchive */
   bool ended;        /* the stream ended and the missing tail was supplied */
+  bool read_failed;  /* err holds the decompressor's error */
 };
+
+/* libarchive failed: the decompressor's own error, when it caused this,
+ * says more than libarchive's echo of it. */
+static int
+archive_failure (struct unpack *u, const char *context)
+{
+  if (u->read_failed)
+    return -1;
+  return error_setx (u->err, EINVAL, "%s: %s%s", u->what, context, archive_error_string (u->ar));
+}
 
 static la_ssize_t
 read_cb (struct archive *a, void *arg, const void **buf)
@@ -86,6 +97,7 @@ read_cb (struct archive *a, void *arg, const void **buf)
   ssize_t n = decomp_read (u->dc, u->buf, sizeof u->buf, u->err);
   if (n < 0)
     {
+      u->read_failed = true;
       archive_set_error (a, u->err->code ? u->err->code : EIO, "%s", u->err->msg);
       return -1;
     }
@@ -210,7 +222,11 @@ write_file (struct unpack *u, int dirfd, const char *base, struct archive_entry 
         }
     }
   if (r != ARCHIVE_EOF)
-    return error_setx (u->err, EINVAL, "%s: entry `%s`: %s", u->what, entry, archive_error_string (u->ar));
+    {
+      char context[PATH_MAX + 16];
+      snprintf (context, sizeof context, "entry `%s`: ", entry);
+      return archive_failure (u, context);
+    }
   /* Sparse files end in a hole that no block covers. */
   if (ftruncate (fd, archive_entry_size (e)) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: truncate", u->what, entry);
@@ -369,7 +385,8 @@ unpack_entry (struct unpack *u, struct archive_entry *e)
 
 int
 layer_unpack (int fd, const char *what, int dirfd, const struct layer_limits *limits,
-              const struct digest *expect_diff_id, struct layer_unpacked *out, struct error *err)
+              const struct digest *expect_diff_id, struct decomp_tee *tee,
+              struct layer_unpacked *out, struct error *err)
 {
   memset (out, 0, sizeof *out);
   struct unpack *u = calloc (1, sizeof *u);
@@ -384,7 +401,7 @@ layer_unpack (int fd, const char *what, int dirfd, const struct layer_limits *li
   u->err = err;
   u->out = out;
   int ret = -1;
-  if (decomp_open (fd, what, limits->max_bytes, &u->dc, err) < 0)
+  if (decomp_open (fd, what, limits->max_bytes, tee, &u->dc, err) < 0)
     goto done;
   u->ar = archive_read_new ();
   if (u->ar == NULL)
@@ -395,7 +412,7 @@ layer_unpack (int fd, const char *what, int dirfd, const struct layer_limits *li
   archive_read_support_format_tar (u->ar);
   if (archive_read_open (u->ar, u, NULL, read_cb, NULL) != ARCHIVE_OK)
     {
-      error_setx (err, EINVAL, "%s: %s", what, archive_error_string (u->ar));
+      archive_failure (u, "");
       goto done;
     }
   struct archive_entry *e;
@@ -413,9 +430,7 @@ layer_unpack (int fd, const char *what, int dirfd, const struct layer_limits *li
     }
   if (r != ARCHIVE_EOF)
     {
-      /* The decompressor's own error is the better one when there is one. */
-      if (err->msg[0] == '\0' || strstr (err->msg, what) == NULL)
-        error_setx (err, EINVAL, "%s: not a valid tar stream: %s", what, archive_error_string (u->ar));
+      archive_failure (u, "not a valid tar stream: ");
       goto done;
     }
   if (decomp_finish (u->dc, &out->diff_id, &out->tar_bytes, err) < 0)

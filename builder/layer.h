@@ -37,10 +37,12 @@ struct layer_unpacked
 
 /* Unpack the blob read from fd (gzip, zstd or plain tar by magic; fd is
  * taken) into dirfd, an empty directory. `what` names the layer in errors.
- * When expect_diff_id is given, a mismatch is an error. */
+ * When expect_diff_id is given, a mismatch is an error. With tee, the
+ * compressed bytes are also copied out and hashed as they are read. */
+struct decomp_tee;
 int layer_unpack (int fd, const char *what, int dirfd, const struct layer_limits *limits,
-                  const struct digest *expect_diff_id, struct layer_unpacked *out,
-                  struct error *err);
+                  const struct digest *expect_diff_id, struct decomp_tee *tee,
+                  struct layer_unpacked *out, struct error *err);
 
 /* Resolve out->links against the lower layers' directories (the layer just
  * below first). */

@@ -94,17 +94,64 @@ store_has_blob (struct store *s, const struct digest *d)
 }
 
 int
+store_blob_begin (struct store *s, const struct digest *d, char *tmp, size_t cap, struct error *err)
+{
+  snprintf (tmp, cap, ".tmp-%s-%d", d->hex, (int) gettid ());
+  int fd = openat (s->blobsfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    {
+      char dstr[DIGEST_STR_MAX];
+      return error_set (err, errno, "blob %s: create temp file", digest_str (d, dstr));
+    }
+  return fd;
+}
+
+int
+store_blob_commit (struct store *s, const char *tmp, const struct digest *d, struct error *err)
+{
+  if (renameat (s->blobsfd, tmp, s->blobsfd, d->hex) < 0)
+    {
+      char dstr[DIGEST_STR_MAX];
+      int e = errno;
+      unlinkat (s->blobsfd, tmp, 0);
+      return error_set (err, e, "blob %s: rename into place", digest_str (d, dstr));
+    }
+  return 0;
+}
+
+void
+store_blob_abort (struct store *s, const char *tmp)
+{
+  unlinkat (s->blobsfd, tmp, 0);
+}
+
+int
+blob_verify (const struct digest *want, int64_t want_size, struct sha256 *got_hash, uint64_t got_size,
+             struct error *err)
+{
+  char wstr[DIGEST_STR_MAX], gstr[DIGEST_STR_MAX];
+  digest_str (want, wstr);
+  if (want_size >= 0 && got_size != (uint64_t) want_size)
+    return error_setx (err, EINVAL, "blob %s: %llu bytes, its descriptor says %lld (truncated?)", wstr,
+                       (unsigned long long) got_size, (long long) want_size);
+  struct digest got;
+  sha256_final (got_hash, &got);
+  if (!digest_equal (&got, want))
+    return error_setx (err, EINVAL, "blob %s: digest mismatch, the content is %s", wstr, digest_str (&got, gstr));
+  return 0;
+}
+
+int
 store_put_blob (struct store *s, int fd, const struct digest *d, int64_t size, struct error *err)
 {
   char dstr[DIGEST_STR_MAX], tmp[96];
   digest_str (d, dstr);
-  snprintf (tmp, sizeof tmp, ".tmp-%s-%d", d->hex, (int) gettid ());
-  cleanup_close int out = openat (s->blobsfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  cleanup_close int out = store_blob_begin (s, d, tmp, sizeof tmp, err);
   if (out < 0)
-    return error_set (err, errno, "blob %s: create temp file", dstr);
+    return -1;
   struct sha256 *h = sha256_new ();
   cleanup_free char *buf = malloc (1 << 20);
-  int64_t total = 0;
+  uint64_t total = 0;
   int ret = -1;
   if (h == NULL || buf == NULL)
     {
@@ -124,7 +171,7 @@ store_put_blob (struct store *s, int fd, const struct digest *d, int64_t size, s
       if (n == 0)
         break;
       total += n;
-      if (size >= 0 && total > size)
+      if (size >= 0 && total > (uint64_t) size)
         {
           error_setx (err, EINVAL, "blob %s: larger than the %lld bytes its descriptor says", dstr, (long long) size);
           goto done;
@@ -141,31 +188,14 @@ store_put_blob (struct store *s, int fd, const struct digest *d, int64_t size, s
           off += w;
         }
     }
-  if (size >= 0 && total != size)
-    {
-      error_setx (err, EINVAL, "blob %s: %lld bytes, its descriptor says %lld (truncated?)", dstr,
-                  (long long) total, (long long) size);
-      goto done;
-    }
-  struct digest got;
-  sha256_final (h, &got);
-  if (!digest_equal (&got, d))
-    {
-      char gstr[DIGEST_STR_MAX];
-      error_setx (err, EINVAL, "blob %s: digest mismatch, the content is %s", dstr, digest_str (&got, gstr));
-      goto done;
-    }
-  if (renameat (s->blobsfd, tmp, s->blobsfd, d->hex) < 0)
-    {
-      error_set (err, errno, "blob %s: rename into place", dstr);
-      goto done;
-    }
-  ret = 0;
+  if (blob_verify (d, size, h, total, err) < 0)
+    goto done;
+  ret = store_blob_commit (s, tmp, d, err);
 done:
   if (h)
     sha256_free (h);
   if (ret < 0)
-    unlinkat (s->blobsfd, tmp, 0);
+    store_blob_abort (s, tmp);
   return ret;
 }
 

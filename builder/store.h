@@ -31,6 +31,16 @@ int store_lock (struct store *s, struct error *err);
 void store_unlock (struct store *s);
 
 bool store_has_blob (struct store *s, const struct digest *d);
+/* A blob written by the caller: a temp file (name into tmp), then commit
+ * (rename into place, once the caller verified it) or abort. */
+int store_blob_begin (struct store *s, const struct digest *d, char *tmp, size_t cap,
+                      struct error *err);
+int store_blob_commit (struct store *s, const char *tmp, const struct digest *d, struct error *err);
+void store_blob_abort (struct store *s, const char *tmp);
+/* Check a digest and size computed while a blob streamed in. */
+int blob_verify (const struct digest *want, int64_t want_size, struct sha256 *got_hash,
+                 uint64_t got_size, struct error *err);
+
 /* Copy what fd yields into the store as blob d (size < 0: not known). */
 int store_put_blob (struct store *s, int fd, const struct digest *d, int64_t size,
                     struct error *err);

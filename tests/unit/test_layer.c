@@ -31,7 +31,7 @@ unpack_into (int fd, const char *name, struct layer_unpacked *u, struct error *e
   snprintf (path, sizeof path, "%s/%s", dir, name);
   mkdir (path, 0755);
   int dfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int r = layer_unpack (fd, "layer test", dfd, &limits, NULL, u, err);
+  int r = layer_unpack (fd, "layer test", dfd, &limits, NULL, NULL, u, err);
   close (dfd);
   return r;
 }
@@ -281,7 +281,7 @@ test_bombs_and_broken_streams (void **s)
   int dfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   struct layer_unpacked u;
   struct error err = { 0 };
-  assert_int_equal (layer_unpack (fd, "layer bomb", dfd, &small, NULL, &u, &err), -1);
+  assert_int_equal (layer_unpack (fd, "layer bomb", dfd, &small, NULL, NULL, &u, &err), -1);
   assert_non_null (strstr (err.msg, "expands beyond the limit"));
 
   /* Too many entries. */
@@ -293,7 +293,7 @@ test_bombs_and_broken_streams (void **s)
       tar_add (&t, n, AE_IFREG, 0644, "x", NULL, 0);
     }
   struct layer_limits few = { 1 << 30, 10 };
-  assert_int_equal (layer_unpack (tar_end_fd (&t), "layer many", dfd, &few, NULL, &u, &err), -1);
+  assert_int_equal (layer_unpack (tar_end_fd (&t), "layer many", dfd, &few, NULL, NULL, &u, &err), -1);
   assert_non_null (strstr (err.msg, "more than 10 entries"));
   close (dfd);
 
@@ -330,7 +330,7 @@ test_diff_id_mismatch (void **s)
   int dfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   struct layer_unpacked u;
   struct error err = { 0 };
-  assert_int_equal (layer_unpack (tar_end_fd (&t), "layer x", dfd, &limits, &wrong, &u, &err), -1);
+  assert_int_equal (layer_unpack (tar_end_fd (&t), "layer x", dfd, &limits, &wrong, NULL, &u, &err), -1);
   assert_non_null (strstr (err.msg, "layer x: diff-id mismatch"));
   close (dfd);
 }

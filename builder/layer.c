@@ -21,6 +21,7 @@
 #include "decompress.h"
 
 #define WHITEOUT ".wh."
+#define WRITEBACK_EARLY (256 * 1024)
 #define OPAQUE ".wh..wh..opq"
 
 int
@@ -230,6 +231,10 @@ write_file (struct unpack *u, int dirfd, const char *base, struct archive_entry 
   /* Sparse files end in a hole that no block covers. */
   if (ftruncate (fd, archive_entry_size (e)) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: truncate", u->what, entry);
+  /* Start writing big files back now, so that the one syncfs at the end of
+   * the layer finds little left to do. */
+  if (archive_entry_size (e) >= WRITEBACK_EARLY)
+    sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   if (apply_meta (u, fd, e, entry) < 0)
     return -1;
   struct timespec ts[2] = { { archive_entry_mtime (e), archive_entry_mtime_nsec (e) },

@@ -6,6 +6,7 @@
 int cmd_run (int argc, char **argv);
 int cmd_image (int argc, char **argv);
 int cmd_images (int argc, char **argv);
+int cmd_pull (int argc, char **argv);
 
 struct layer_limits;
 extern const struct layer_limits agentd_layer_limits;

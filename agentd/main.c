@@ -11,6 +11,7 @@ usage (FILE *out)
          "\n"
          "Commands:\n"
          "  run               start one isolated workload in the foreground (like `crun run`)\n"
+         "  pull              pull an image from a registry into the local store\n"
          "  images            list the images in the local store\n"
          "  image             import, rm, gc: manage the local image store and layer cache\n"
          "  seccomp-profile   print the default seccomp profile as OCI runtime-spec JSON\n"
@@ -35,6 +36,8 @@ main (int argc, char **argv)
     }
   if (strcmp (cmd, "run") == 0)
     return cmd_run (argc - 1, argv + 1);
+  if (strcmp (cmd, "pull") == 0)
+    return cmd_pull (argc - 1, argv + 1);
   if (strcmp (cmd, "images") == 0)
     return cmd_images (argc - 1, argv + 1);
   if (strcmp (cmd, "image") == 0)

@@ -454,6 +454,15 @@ decomp_free (struct decomp *d)
       pthread_mutex_unlock (&d->lock);
       pthread_join (d->thread, NULL);
     }
+  /* A copy being made of the blob must see all of it, even when unpacking
+   * stopped early: its digest then tells a damaged blob from a bad layer. */
+  struct error ignored;
+  while (d->tee && d->in && !d->in_eof)
+    {
+      d->in_pos = d->in_len;
+      if (fill_input (d, &ignored) < 0)
+        break;
+    }
   for (int i = 0; i < d->count; i++)
     free (d->queue[(d->head + i) % QUEUE_LEN].data);
   free (d->cur.data);

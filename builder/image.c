@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/cleanup.h"
 #include "../common/fsutil.h"
 #include "decompress.h"
+#include "registry.h"
 
 /* ---- parallel layer unpack ---------------------------------------------- */
 
@@ -22,7 +24,8 @@ struct layer_job
   const struct descriptor *desc;
   const struct digest *diff_id;
   const struct layer_limits *limits;
-  int src_blobs;      /* where the blob comes from when the store lacks it */
+  int fd;             /* the blob, from the source */
+  bool copy;          /* the store lacks the blob: keep what is read */
   char blob_tmp[128]; /* the blob's temp file in the store, or "" */
   char tmp[128];      /* layers/<tmp>, "" when the layer was cached */
   int dirfd;
@@ -31,29 +34,6 @@ struct layer_job
   int rc;
   pthread_t thread;
 };
-
-/* An unpack that failed on a blob it was also copying: when the blob does
- * not match its digest, that is the error to report. */
-static void
-blame_blob (int src_blobs, const struct descriptor *desc, struct error *err)
-{
-  cleanup_close int fd = openat (src_blobs, desc->digest.hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  struct sha256 *h = fd >= 0 ? sha256_new () : NULL;
-  if (h == NULL)
-    return;
-  char buf[1 << 16];
-  ssize_t n;
-  uint64_t total = 0;
-  while ((n = read (fd, buf, sizeof buf)) > 0)
-    {
-      sha256_update (h, buf, n);
-      total += n;
-    }
-  struct error mismatch = { 0 };
-  if (n == 0 && blob_verify (&desc->digest, desc->size, h, total, &mismatch) < 0)
-    *err = mismatch;
-  sha256_free (h);
-}
 
 /* Unpack one layer; when the store lacks its blob, the same read copies
  * the blob into the store and checks its digest. */
@@ -66,28 +46,27 @@ layer_job_main (void *arg)
   const struct digest *d = &j->desc->digest;
   snprintf (what, sizeof what, "layer %s", digest_str (d, dstr));
   struct decomp_tee tee = { -1, NULL, 0 };
-  int fd;
-  if (store_has_blob (j->store, d) || j->src_blobs < 0)
-    fd = store_open_blob (j->store, d, &j->err);
-  else
+  int fd = steal_fd (&j->fd);
+  if (j->copy
+      && ((tee.fd = store_blob_begin (j->store, d, j->blob_tmp, sizeof j->blob_tmp, &j->err)) < 0
+          || (tee.hash = sha256_new ()) == NULL))
     {
-      fd = openat (j->src_blobs, d->hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd < 0)
-        error_set (&j->err, errno, "blob %s", dstr);
-      else if ((tee.fd = store_blob_begin (j->store, d, j->blob_tmp, sizeof j->blob_tmp, &j->err)) < 0
-               || (tee.hash = sha256_new ()) == NULL)
-        {
-          close (fd);
-          fd = -1;
-        }
+      close (fd);
+      fd = -1;
     }
   j->rc = fd < 0 ? -1
                  : layer_unpack (fd, what, j->dirfd, j->limits, j->diff_id, tee.hash ? &tee : NULL,
                                  &j->result, &j->err);
-  if (j->rc == 0 && tee.hash)
-    j->rc = blob_verify (d, j->desc->size, tee.hash, tee.bytes, &j->err);
-  else if (j->rc < 0 && tee.hash)
-    blame_blob (j->src_blobs, j->desc, &j->err);
+  /* A blob that does not match its digest explains any unpack error. */
+  if (tee.hash)
+    {
+      struct error mismatch = { 0 };
+      if (blob_verify (d, j->desc->size, tee.hash, tee.bytes, &mismatch) < 0)
+        {
+          j->err = mismatch;
+          j->rc = -1;
+        }
+    }
   if (tee.fd >= 0)
     close (tee.fd);
   if (tee.hash)
@@ -112,7 +91,7 @@ discard_tmp (struct store *s, struct layer_job *j)
 }
 
 int
-image_unpack_layers (struct store *s, int src_blobs, const struct manifest *m,
+image_unpack_layers (struct store *s, const struct layer_source *src, const struct manifest *m,
                      const struct image_config *c, const struct layer_limits *limits,
                      struct image_stats *stats, struct error *err)
 {
@@ -134,7 +113,7 @@ image_unpack_layers (struct store *s, int src_blobs, const struct manifest *m,
       j->desc = &m->layers[i];
       j->diff_id = &c->diff_ids[i];
       j->limits = limits;
-      j->src_blobs = src_blobs;
+      j->fd = -1;
       j->dirfd = -1;
       bool dup = false;
       for (size_t k = 0; k < i; k++)
@@ -148,6 +127,10 @@ image_unpack_layers (struct store *s, int src_blobs, const struct manifest *m,
           error_set (err, errno, "layer cache: create `%s`", j->tmp);
           goto done;
         }
+      j->copy = !store_has_blob (s, &j->desc->digest);
+      j->fd = j->copy ? src->open (src->ctx, j->desc, err) : store_open_blob (s, &j->desc->digest, err);
+      if (j->fd < 0)
+        goto done;
       /* Independent in overlay form: every layer unpacks at once. */
       int r = pthread_create (&j->thread, NULL, layer_job_main, j);
       if (r != 0)
@@ -157,16 +140,23 @@ image_unpack_layers (struct store *s, int src_blobs, const struct manifest *m,
         }
       started = i + 1;
     }
-  ret = 0;
+  /* The source's own work (a download) runs here while the threads read;
+   * its failure is the cause of theirs, unless it failed because one of
+   * them stopped reading (EPIPE): then that one's error is the cause. */
+  ret = src->pump ? src->pump (src->ctx, err) : 0;
 done:
+  if (ret < 0 && src->abort)
+    src->abort (src->ctx);
   for (size_t i = 0; i < started; i++)
     if (jobs[i].tmp[0])
       pthread_join (jobs[i].thread, NULL);
-  for (size_t i = 0; ret == 0 && i < n; i++)
+  bool blame_jobs = ret == 0 || err->code == EPIPE;
+  for (size_t i = 0; blame_jobs && i < n; i++)
     if (jobs[i].tmp[0] && jobs[i].rc < 0)
       {
         *err = jobs[i].err;
         ret = -1;
+        break;
       }
   /* Hard links into lower layers, bottom up, now that all are there. */
   for (size_t i = 0; ret == 0 && i < n; i++)
@@ -196,6 +186,8 @@ done:
   for (size_t i = 0; i < n; i++)
     {
       struct layer_job *j = &jobs[i];
+      if (j->fd >= 0)
+        close (j->fd);
       if (!j->tmp[0])
         continue;
       if (ret == 0)
@@ -339,6 +331,18 @@ tag_image (json_t *index, const struct descriptor *top, const char *ref)
 }
 
 static int
+layout_open (void *ctx, const struct descriptor *d, struct error *err)
+{
+  int fd = openat (*(int *) ctx, d->digest.hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    {
+      char dstr[DIGEST_STR_MAX];
+      return error_set (err, errno, "blob %s", digest_str (&d->digest, dstr));
+    }
+  return fd;
+}
+
+static int
 import_layout (struct store *s, const char *dir, const char *tag, const struct layer_limits *limits,
                struct image_stats *stats, struct error *err)
 {
@@ -394,7 +398,8 @@ import_layout (struct store *s, const char *dir, const char *tag, const struct l
       json_decref (mdesc);
       if (ret < 0)
         break;
-      ret = image_unpack_layers (s, blobs, &man, &cfg, limits, &one, err);
+      struct layer_source from_layout = { layout_open, NULL, NULL, &blobs };
+      ret = image_unpack_layers (s, &from_layout, &man, &cfg, limits, &one, err);
       /* Layers already cached were not read: copy blobs the store lacks. */
       for (size_t k = 0; ret == 0 && k < man.n_layers; k++)
         ret = copy_blob (s, blobs, &man.layers[k], err);
@@ -446,6 +451,176 @@ image_import (struct store *s, const char *path, const char *tag, const struct l
     }
   struct error ignored;
   remove_tree_at (AT_FDCWD, tmp, &ignored);
+  return ret;
+}
+
+/* ---- pull ----------------------------------------------------------------- */
+
+struct pull_source
+{
+  struct registry *r;
+  struct blob_fetch *fetches;
+  size_t n;
+};
+
+/* Each missing layer is a socket pair: the download writes one end, the
+ * unpacker reads the other. */
+static int
+pull_open (void *ctx, const struct descriptor *d, struct error *err)
+{
+  struct pull_source *p = ctx;
+  int sv[2];
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return error_set (err, errno, "socketpair");
+  int buf = 4 << 20;
+  setsockopt (sv[1], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  p->fetches = realloc (p->fetches, (p->n + 1) * sizeof *p->fetches);
+  p->fetches[p->n++] = (struct blob_fetch) { .desc = *d, .fd = sv[1] };
+  return sv[0];
+}
+
+static int
+pull_pump (void *ctx, struct error *err)
+{
+  struct pull_source *p = ctx;
+  return registry_fetch_blobs (p->r, p->fetches, p->n, err);
+}
+
+static void
+pull_abort (void *ctx)
+{
+  struct pull_source *p = ctx;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->fetches[i].fd >= 0)
+      {
+        close (p->fetches[i].fd);
+        p->fetches[i].fd = -1;
+      }
+}
+
+static int
+digest_of (const char *data, size_t len, struct digest *out)
+{
+  struct sha256 *h = sha256_new ();
+  if (h == NULL)
+    return -1;
+  sha256_update (h, data, len);
+  sha256_final (h, out);
+  sha256_free (h);
+  return 0;
+}
+
+/* GET a manifest or index, check it against the digest it was asked by
+ * (when it was), store it, and describe it. */
+static int
+fetch_doc (struct store *s, struct registry *r, const char *reference, const struct digest *want,
+           struct descriptor *out, char **json, size_t *len, struct error *err)
+{
+  if (registry_get (r, "manifests", reference, NULL, MANIFEST_MAX_BYTES, json, len, err) < 0)
+    return -1;
+  digest_of (*json, *len, &out->digest);
+  out->size = *len;
+  char dstr[DIGEST_STR_MAX], what[DIGEST_STR_MAX + 16];
+  if (want && !digest_equal (want, &out->digest))
+    return error_setx (err, EINVAL, "registry: manifest %s: the registry sent content with digest %s",
+                       digest_str (want, dstr), digest_str (&out->digest, what));
+  snprintf (what, sizeof what, "manifest %s", digest_str (&out->digest, dstr));
+  enum doc_kind kind;
+  if (doc_kind (*json, *len, what, &kind, err) < 0)
+    return -1;
+  snprintf (out->media_type, sizeof out->media_type, "%s",
+            kind == DOC_INDEX ? "application/vnd.oci.image.index.v1+json"
+                              : "application/vnd.oci.image.manifest.v1+json");
+  /* Keep the type the document declares, when it declares one. */
+  json_t *j = json_loadb (*json, *len, 0, NULL);
+  const char *mt = json_string_value (json_object_get (j, "mediaType"));
+  if (mt)
+    snprintf (out->media_type, sizeof out->media_type, "%s", mt);
+  json_decref (j);
+  return store_put_data (s, *json, *len, &out->digest, err);
+}
+
+int
+image_pull (struct store *s, const char *refstr, const struct registry_opts *opts,
+            const struct layer_limits *limits, struct image_stats *stats, struct error *err)
+{
+  struct registry_ref ref;
+  struct registry *r = NULL;
+  if (registry_ref_parse (refstr, &ref, err) < 0 || registry_open (&ref, opts, &r, err) < 0)
+    return -1;
+  cleanup_free char *top_json = NULL, *man_json = NULL, *cfg_json = NULL;
+  size_t top_len, man_len, cfg_len;
+  struct descriptor top, md;
+  struct digest want;
+  struct manifest m = { 0 };
+  struct image_config c = { 0 };
+  struct pull_source src = { r, NULL, 0 };
+  int ret = -1;
+  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
+  memset (stats, 0, sizeof *stats);
+  if (ref.by_digest)
+    digest_parse (ref.reference, &want, err);
+  if (fetch_doc (s, r, ref.reference, ref.by_digest ? &want : NULL, &top, &top_json, &top_len, err) < 0)
+    goto done;
+  md = top;
+  enum doc_kind kind;
+  snprintf (what, sizeof what, "manifest %s", digest_str (&top.digest, dstr));
+  if (doc_kind (top_json, top_len, what, &kind, err) < 0)
+    goto done;
+  if (kind == DOC_INDEX)
+    {
+      struct descriptor pick;
+      if (index_pick_platform (top_json, top_len, what, "linux", oci_arch (), &pick, err) < 0
+          || fetch_doc (s, r, digest_str (&pick.digest, dstr), &pick.digest, &md, &man_json, &man_len, err) < 0)
+        goto done;
+    }
+  else
+    {
+      man_json = steal_pointer (&top_json);
+      man_len = top_len;
+    }
+  snprintf (what, sizeof what, "manifest %s", digest_str (&md.digest, dstr));
+  if (manifest_parse (man_json, man_len, what, &m, err) < 0)
+    goto done;
+  if (!store_has_blob (s, &m.config.digest))
+    {
+      if (m.config.size > MANIFEST_MAX_BYTES)
+        {
+          error_setx (err, EFBIG, "config %s: %lld bytes is too large", digest_str (&m.config.digest, dstr),
+                      (long long) m.config.size);
+          goto done;
+        }
+      if (registry_get (r, "blobs", digest_str (&m.config.digest, dstr), "*/*", MANIFEST_MAX_BYTES, &cfg_json,
+                        &cfg_len, err) < 0
+          || store_put_data (s, cfg_json, cfg_len, &m.config.digest, err) < 0)
+        goto done;
+      free (cfg_json);
+      cfg_json = NULL;
+    }
+  if (store_read_blob (s, &m.config.digest, m.config.size, MANIFEST_MAX_BYTES, &cfg_json, &cfg_len, err) < 0)
+    goto done;
+  snprintf (what, sizeof what, "config %s", digest_str (&m.config.digest, dstr));
+  if (config_parse (cfg_json, cfg_len, what, &c, err) < 0)
+    goto done;
+  struct layer_source ls = { pull_open, pull_pump, pull_abort, &src };
+  if (image_unpack_layers (s, &ls, &m, &c, limits, stats, err) < 0)
+    goto done;
+  if (store_lock (s, err) < 0)
+    goto done;
+  json_t *index = store_load_index (s, err);
+  if (index)
+    {
+      tag_image (index, &top, refstr);
+      ret = store_save_index (s, index, err);
+      json_decref (index);
+    }
+  store_unlock (s);
+done:
+  pull_abort (&src);
+  free (src.fetches);
+  manifest_clear (&m);
+  config_clear (&c);
+  registry_close (r);
   return ret;
 }
 

@@ -19,11 +19,22 @@ struct image_stats
   uint64_t bytes_unpacked;
 };
 
+/* Where layer blobs the store lacks come from (a layout, a registry). */
+struct layer_source
+{
+  /* An fd to read blob d from; called before the unpack threads start. */
+  int (*open) (void *ctx, const struct descriptor *d, struct error *err);
+  /* Runs in the caller's thread while the unpackers read (a download). */
+  int (*pump) (void *ctx, struct error *err);
+  /* Give up: make every fd handed out reach its end. */
+  void (*abort) (void *ctx);
+  void *ctx;
+};
+
 /* Unpack the image's layers that the cache lacks, in parallel, each into a
- * temp dir renamed into place only once it is complete. Blobs the store
- * lacks are read from src_blobs (a layout's blobs/sha256 dir) and copied in
- * by the same read. */
-int image_unpack_layers (struct store *s, int src_blobs, const struct manifest *m,
+ * temp dir renamed into place only once it is complete. A blob the store
+ * lacks is read from the source and copied in by the same read. */
+int image_unpack_layers (struct store *s, const struct layer_source *src, const struct manifest *m,
                          const struct image_config *c, const struct layer_limits *limits,
                          struct image_stats *stats, struct error *err);
 
@@ -53,6 +64,13 @@ int image_lookup_user (const struct image_rootfs *r, const char *spec, uid_t *ui
                        struct error *err);
 
 int image_remove (struct store *s, const char *ref, struct error *err);
+
+struct registry_opts;
+/* Pull REF ("host[:port]/repo[:tag|@digest]") from its registry: layers
+ * download in parallel and unpack while they download; cached layers are
+ * not downloaded again. The image is tagged REF. */
+int image_pull (struct store *s, const char *ref, const struct registry_opts *opts,
+                const struct layer_limits *limits, struct image_stats *stats, struct error *err);
 
 struct gc_stats
 {

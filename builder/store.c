@@ -200,6 +200,34 @@ done:
 }
 
 int
+store_put_data (struct store *s, const void *data, size_t len, const struct digest *d, struct error *err)
+{
+  if (store_has_blob (s, d))
+    return 0;
+  char tmp[96];
+  cleanup_close int fd = store_blob_begin (s, d, tmp, sizeof tmp, err);
+  if (fd < 0)
+    return -1;
+  struct sha256 *h = sha256_new ();
+  if (h == NULL)
+    {
+      store_blob_abort (s, tmp);
+      return error_set (err, ENOMEM, "blob");
+    }
+  sha256_update (h, data, len);
+  int r = blob_verify (d, len, h, len, err);
+  sha256_free (h);
+  if (r == 0 && write (fd, data, len) != (ssize_t) len)
+    r = error_set (err, errno, "blob: write");
+  if (r < 0)
+    {
+      store_blob_abort (s, tmp);
+      return -1;
+    }
+  return store_blob_commit (s, tmp, d, err);
+}
+
+int
 store_open_blob (struct store *s, const struct digest *d, struct error *err)
 {
   int fd = openat (s->blobsfd, d->hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

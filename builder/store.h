@@ -44,6 +44,9 @@ int blob_verify (const struct digest *want, int64_t want_size, struct sha256 *go
 /* Copy what fd yields into the store as blob d (size < 0: not known). */
 int store_put_blob (struct store *s, int fd, const struct digest *d, int64_t size,
                     struct error *err);
+/* Bytes in memory into the store as blob d, verified like any other. */
+int store_put_data (struct store *s, const void *data, size_t len, const struct digest *d,
+                    struct error *err);
 /* A small blob (manifest, config) into memory, verified again on read. */
 int store_read_blob (struct store *s, const struct digest *d, int64_t size, size_t max,
                      char **data, size_t *len, struct error *err);

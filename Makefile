@@ -68,16 +68,20 @@ $(BUILD)/tests/probe: tests/fixtures/probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror -static -o $@ $<
 
+$(BUILD)/tests/fake_http: tests/fixtures/fake_http.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
 deps:
 	@tests/deps.sh
 
-test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe
+test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http
 	@BUILD=$(BUILD) tests/run.sh
 
 test-unit: $(UNIT_TESTS)
 	@BUILD=$(BUILD) tests/run.sh unit
 
-test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe
+test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http
 	@BUILD=$(BUILD) tests/run.sh integration
 
 test-v2: all $(INTEG_TESTS) $(BUILD)/tests/probe

@@ -41,6 +41,9 @@ registry_ref_parse (const char *s, struct registry_ref *out, struct error *err)
   size_t hl = slash - s;
   if (hl >= sizeof out->host || memchr (s, '@', hl))
     return error_setx (err, EINVAL, "image `%s`: bad registry host", s);
+  /* As Docker reads it: a host has a dot or a port, or is localhost. */
+  if (!memchr (s, '.', hl) && !memchr (s, ':', hl) && !(hl == 9 && strncmp (s, "localhost", 9) == 0))
+    return error_setx (err, EINVAL, "image `%s`: give the registry too, e.g. 127.0.0.1:5000/%s", s, s);
   memcpy (out->host, s, hl);
   const char *rest = slash + 1;
   const char *at = strchr (rest, '@');
@@ -389,6 +392,8 @@ registry_get (struct registry *r, const char *kind, const char *ref, const char 
       if (code == 404)
         return error_setx (err, ENOENT, "registry %s: %s %s of %s not found (HTTP 404)%s", r->ref.host,
                            strcmp (kind, "blobs") == 0 ? "blob" : "manifest", ref, r->ref.repo, excerpt);
+      if (code == 401 && r->basic)
+        return error_setx (err, EACCES, "registry %s refused the username and password", r->ref.host);
       if (code == 401 || code == 403)
         return error_setx (err, EACCES, "registry %s: access to %s denied (HTTP %ld)", r->ref.host, r->ref.repo, code);
       return error_setx (err, EIO, "registry %s: GET %s answered HTTP %ld%s", r->ref.host, url, code, excerpt);

@@ -71,6 +71,12 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
     else
       skip integration/image_umoci "umoci or getfattr (attr) is not installed (make deps)"
     fi
+    if command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v htpasswd >/dev/null \
+       && command -v umoci >/dev/null; then
+      run_tap integration/registry_pull "$here"/integration/registry_pull.sh "$BUILD/agentd" "$BUILD/tests/fake_http"
+    else
+      skip integration/registry_pull "docker-registry, skopeo, umoci or htpasswd is not installed (make deps)"
+    fi
   fi
 fi
 

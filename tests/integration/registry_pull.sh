@@ -1,0 +1,122 @@
+#!/bin/bash
+# agentd pull against the real CNCF distribution registry (docker-registry)
+# on 127.0.0.1, images pushed with skopeo: by tag and by digest, cached
+# layers not fetched again, the same layers as a local import, basic auth
+# (htpasswd), and failures: 404, 500, a hanging server, a truncated blob,
+# with nothing half-written. TAP on stdout.
+#   registry_pull.sh AGENTD FAKE_HTTP   (AGENTD_TEST_ROOTFS set)
+set -u
+AGENTD=$1
+FAKE=$2
+BASE=$AGENTD_TEST_ROOTFS
+work=$(mktemp -d /tmp/agentd-pull-XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"; }
+trap cleanup EXIT
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+expect_fail() { # NAME PATTERN -- command...
+  local name=$1 pattern=$2; shift 3
+  local out; out=$("$@" 2>&1)
+  if [ $? -ne 0 ] && grep -q -- "$pattern" <<< "$out"; then ok "$name"; else not_ok "$name" "$out"; fi
+}
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  return 1
+}
+# start_registry NAME [htpasswd-file]: prints the port once it answers.
+start_registry() {
+  local dir="$work/$1" port
+  port=$(free_port)
+  mkdir -p "$dir"
+  {
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/data\n' "$dir"
+    printf 'http:\n  addr: 127.0.0.1:%s\n' "$port"
+    [ -n "${2:-}" ] && printf 'auth:\n  htpasswd:\n    realm: agentd-test\n    path: %s\n' "$2"
+  } > "$dir/config.yml"
+  docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && { echo "$port"; return 0; }
+    sleep 0.1
+  done
+  echo "registry did not start: $(cat "$dir/log")" >&2
+  return 1
+}
+
+# A two-layer image: busybox, then a small app layer.
+L="$work/layout"
+umoci init --layout "$L" >/dev/null
+umoci new --image "$L:app" >/dev/null
+umoci insert --image "$L:app" "$BASE" / >/dev/null
+mkdir -p "$work/app/srv" && echo "pulled" > "$work/app/srv/hello"
+umoci insert --image "$L:app" "$work/app/srv" /srv >/dev/null
+umoci config --image "$L:app" --config.cmd cat --config.cmd /srv/hello >/dev/null
+
+port=$(start_registry plain) || { echo "1..0 # SKIP docker-registry did not start"; exit 0; }
+R="127.0.0.1:$port/demo/app"
+skopeo copy -q --dest-tls-verify=false "oci:$L:app" "docker://$R:v1" >/dev/null
+
+root="$work/root"
+out=$("$AGENTD" pull --root "$root" "$R:v1" 2>&1)
+grep -q "2 layers, 2 downloaded and unpacked" <<< "$out" && ok "pull by tag downloads and unpacks both layers" || not_ok "pull by tag" "$out"
+out=$("$AGENTD" run --root "$root" --image "$R:v1" 2>&1)
+[ "$out" = pulled ] && ok "run --image of the pulled image" || not_ok "run --image of the pulled image" "$out"
+out=$("$AGENTD" pull --root "$root" "$R:v1" 2>&1)
+grep -q "2 layers, 0 downloaded" <<< "$out" && ok "cached layers are not downloaded again" || not_ok "cached layers not downloaded again" "$out"
+
+# The same layers, byte for byte, as a local import of the layout.
+"$AGENTD" image import --root "$work/imported" "$L" >/dev/null 2>&1
+if [ "$(ls "$root/layers")" = "$(ls "$work/imported/layers")" ] \
+   && diff -r --no-dereference "$root/layers" "$work/imported/layers" >/dev/null; then
+  ok "pulled layers equal the imported ones"
+else
+  not_ok "pulled layers equal the imported ones" "$(ls "$root/layers" "$work/imported/layers")"
+fi
+
+digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R:v1")
+out=$("$AGENTD" pull --root "$work/bydigest" "$R@$digest" 2>&1) && \
+  "$AGENTD" run --root "$work/bydigest" --image "$R@$digest" > /dev/null 2>&1 && ok "pull by digest" || not_ok "pull by digest" "$out"
+expect_fail "missing tag: clear error" "manifest v9 of demo/app not found (HTTP 404)" -- "$AGENTD" pull --root "$root" "$R:v9"
+expect_fail "reference without a registry host: clear error" "give the registry too" -- "$AGENTD" pull --root "$root" demo/app:v1
+
+# Basic auth through the registry's htpasswd.
+htpasswd -Bbc "$work/htpasswd" agent s3cret >/dev/null 2>&1
+aport=$(start_registry auth "$work/htpasswd")
+A="127.0.0.1:$aport/demo/app"
+skopeo copy -q --dest-tls-verify=false --dest-creds agent:s3cret "oci:$L:app" "docker://$A:v1" >/dev/null
+expect_fail "auth registry without credentials: clear error" "wants a username and password" -- \
+  "$AGENTD" pull --root "$work/auth" "$A:v1"
+echo wrong > "$work/badpw"
+expect_fail "auth registry with a wrong password: clear error" "refused the username and password" -- \
+  "$AGENTD" pull --root "$work/auth" --username agent --password-file "$work/badpw" "$A:v1"
+echo s3cret > "$work/pw"
+out=$("$AGENTD" pull --root "$work/auth" --username agent --password-file "$work/pw" "$A:v1" 2>&1)
+[ $? -eq 0 ] && ok "auth registry with the right password" || not_ok "auth registry with the right password" "$out"
+
+# A server that answers 500, and one that never answers.
+"$FAKE" "$work/p500" 500 & pids+=($!)
+"$FAKE" "$work/phang" hang & pids+=($!)
+for _ in $(seq 50); do [ -s "$work/p500" ] && [ -s "$work/phang" ] && break; sleep 0.1; done
+expect_fail "registry answering 500: error after retries" "answered HTTP 500" -- \
+  "$AGENTD" pull --root "$work/f500" "127.0.0.1:$(cat "$work/p500")/demo/app:v1"
+expect_fail "registry that hangs: timeout" "Timeout\|too slow" -- \
+  "$AGENTD" pull --root "$work/fhang" --timeout 2 "127.0.0.1:$(cat "$work/phang")/demo/app:v1"
+
+# A truncated layer blob in the registry's storage.
+big=$(find "$work/plain/data" -path '*/blobs/sha256/*/data' -size +100k | head -1)
+truncate -s 5000 "$big"
+expect_fail "truncated blob: clear error naming it" "blob sha256:$(basename "$(dirname "$big")")" -- \
+  "$AGENTD" pull --root "$work/trunc" --timeout 5 "$R:v1"
+half=$(ls -A "$work/trunc/layers" "$work/trunc/blobs/sha256" 2>/dev/null | grep -c -e '^\.tmp' -e '^\.import')
+layers=$(ls "$work/trunc/layers" | grep -c .)
+[ "$half" -eq 0 ] && [ "$layers" -le 1 ] && ok "failed pulls leave nothing half-written" || not_ok "failed pulls leave nothing half-written" "$(ls -A "$work/trunc/layers")"
+echo "1..$n"
+exit $failed

@@ -84,6 +84,11 @@ fi
 digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R:v1")
 out=$("$AGENTD" pull --root "$work/bydigest" "$R@$digest" 2>&1) && \
   "$AGENTD" run --root "$work/bydigest" --image "$R@$digest" > /dev/null 2>&1 && ok "pull by digest" || not_ok "pull by digest" "$out"
+# Docker schema 2 (what most registries serve) as well as OCI.
+skopeo copy -q --dest-tls-verify=false --format v2s2 "oci:$L:app" "docker://$R:docker" >/dev/null
+mt=$(curl -s -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://127.0.0.1:$port/v2/demo/app/manifests/docker" -o /dev/null -w '%{content_type}' 2>/dev/null)
+out=$("$AGENTD" pull --root "$work/docker" "$R:docker" 2>&1) && out=$("$AGENTD" run --root "$work/docker" --image "$R:docker" 2>&1)
+[ "$out" = pulled ] && ok "pull of a Docker schema 2 image ($mt)" || not_ok "pull of a Docker schema 2 image" "$out"
 expect_fail "missing tag: clear error" "manifest v9 of demo/app not found (HTTP 404)" -- "$AGENTD" pull --root "$root" "$R:v9"
 expect_fail "reference without a registry host: clear error" "give the registry too" -- "$AGENTD" pull --root "$root" demo/app:v1
 

@@ -12,7 +12,11 @@ BASE=$AGENTD_TEST_ROOTFS
 work=$(mktemp -d /tmp/agentd-pull-XXXXXX)
 chmod 755 "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  stop_registry "$work/plain"; stop_registry "$work/auth"
+  rm -rf "$work"
+}
 trap cleanup EXIT
 n=0
 failed=0
@@ -23,33 +27,7 @@ expect_fail() { # NAME PATTERN -- command...
   local out; out=$("$@" 2>&1)
   if [ $? -ne 0 ] && grep -q -- "$pattern" <<< "$out"; then ok "$name"; else not_ok "$name" "$out"; fi
 }
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  return 1
-}
-# start_registry NAME [htpasswd-file]: prints the port once it answers.
-start_registry() {
-  local dir="$work/$1" port
-  port=$(free_port)
-  mkdir -p "$dir"
-  {
-    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/data\n' "$dir"
-    printf 'http:\n  addr: 127.0.0.1:%s\n' "$port"
-    [ -n "${2:-}" ] && printf 'auth:\n  htpasswd:\n    realm: agentd-test\n    path: %s\n' "$2"
-  } > "$dir/config.yml"
-  docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && { echo "$port"; return 0; }
-    sleep 0.1
-  done
-  echo "registry did not start: $(cat "$dir/log")" >&2
-  return 1
-}
+. "$(dirname "$0")/../fixtures/registry.sh"
 
 # A two-layer image: busybox, then a small app layer.
 L="$work/layout"
@@ -60,7 +38,7 @@ mkdir -p "$work/app/srv" && echo "pulled" > "$work/app/srv/hello"
 umoci insert --image "$L:app" "$work/app/srv" /srv >/dev/null
 umoci config --image "$L:app" --config.cmd cat --config.cmd /srv/hello >/dev/null
 
-port=$(start_registry plain) || { echo "1..0 # SKIP docker-registry did not start"; exit 0; }
+port=$(start_registry "$work/plain") || { echo "1..0 # SKIP docker-registry did not start"; exit 0; }
 R="127.0.0.1:$port/demo/app"
 skopeo copy -q --dest-tls-verify=false "oci:$L:app" "docker://$R:v1" >/dev/null
 
@@ -94,7 +72,7 @@ expect_fail "reference without a registry host: clear error" "give the registry 
 
 # Basic auth through the registry's htpasswd.
 htpasswd -Bbc "$work/htpasswd" agent s3cret >/dev/null 2>&1
-aport=$(start_registry auth "$work/htpasswd")
+aport=$(start_registry "$work/auth" "$work/htpasswd")
 A="127.0.0.1:$aport/demo/app"
 skopeo copy -q --dest-tls-verify=false --dest-creds agent:s3cret "oci:$L:app" "docker://$A:v1" >/dev/null
 expect_fail "auth registry without credentials: clear error" "wants a username and password" -- \

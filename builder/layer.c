@@ -21,7 +21,7 @@
 #include "decompress.h"
 
 #define WHITEOUT ".wh."
-#define WRITEBACK_EARLY (256 * 1024)
+#define WRITEBACK_EARLY (16 * 1024)
 #define OPAQUE ".wh..wh..opq"
 
 int

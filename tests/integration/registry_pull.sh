@@ -14,7 +14,7 @@ chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  stop_registry "$work/plain"; stop_registry "$work/auth"
+  stop_registry "$work/plain"; stop_registry "$work/auth"; stop_registry "$work/token"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -83,6 +83,30 @@ expect_fail "auth registry with a wrong password: clear error" "refused the user
 echo s3cret > "$work/pw"
 out=$("$AGENTD" pull --root "$work/auth" --username agent --password-file "$work/pw" "$A:v1" 2>&1)
 [ $? -eq 0 ] && ok "auth registry with the right password" || not_ok "auth registry with the right password" "$out"
+
+# Bearer tokens: the registry's token auth, with a token server that hands
+# out a JWT signed by a key whose certificate the registry trusts.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 1 \
+  -subj /CN=agentd-test-token 2>/dev/null
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+jwt_h=$(printf '{"typ":"JWT","alg":"RS256","x5c":["%s"]}' "$(openssl x509 -in "$work/cert.pem" -outform DER | base64 -w0)" | b64url)
+jwt_c=$(printf '{"iss":"agentd-issuer","sub":"agent","aud":"agentd-service","exp":%d,"nbf":%d,"iat":%d,"jti":"t1","access":[{"type":"repository","name":"demo/app","actions":["pull","push"]}]}' \
+        $((now + 3600)) $((now - 60)) "$now" | b64url)
+jwt_s=$(printf '%s.%s' "$jwt_h" "$jwt_c" | openssl dgst -sha256 -sign "$work/key.pem" | b64url)
+printf '{"token":"%s.%s.%s"}' "$jwt_h" "$jwt_c" "$jwt_s" > "$work/token.json"
+"$FAKE" "$work/ptoken" file "$work/token.json" & pids+=($!)
+for _ in $(seq 50); do [ -s "$work/ptoken" ] && break; sleep 0.1; done
+tport=$(start_registry "$work/token" "" "token:
+    realm: http://127.0.0.1:$(cat "$work/ptoken")/token
+    service: agentd-service
+    issuer: agentd-issuer
+    rootcertbundle: $work/cert.pem")
+T="127.0.0.1:$tport/demo/app"
+skopeo copy -q --dest-tls-verify=false "oci:$L:app" "docker://$T:v1" >/dev/null
+www=$(curl -si "http://127.0.0.1:$tport/v2/" | grep -i '^www-authenticate' | tr -d '\r')
+out=$("$AGENTD" pull --root "$work/bearer" "$T:v1" 2>&1) && out=$("$AGENTD" run --root "$work/bearer" --image "$T:v1" 2>&1)
+[ "$out" = pulled ] && ok "Bearer token challenge answered (${www#*: })" || not_ok "Bearer token challenge" "$out"
 
 # A server that answers 500, and one that never answers.
 "$FAKE" "$work/p500" 500 & pids+=($!)

@@ -93,6 +93,7 @@ $(BUILD)/spawn_time: bench/spawn_time.c
 
 bench: all $(BUILD)/spawn_time
 	BUILD=$(BUILD) bench/start
+	BUILD=$(BUILD) bench/unpack
 
 demo: all
 	examples/hello/run.sh

@@ -7,20 +7,13 @@
 #include <time.h>
 
 #include "../builder/image.h"
+#include "../common/clock.h"
 #include "commands.h"
 
 const struct layer_limits agentd_layer_limits = {
   .max_bytes = 64ULL << 30,
   .max_entries = 4000000,
 };
-
-static double
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void
 image_usage (FILE *out)
@@ -164,12 +157,12 @@ cmd_image (int argc, char **argv)
   if (strcmp (sub, "import") == 0)
     {
       struct image_stats st;
-      double t0 = now_s ();
+      double t0 = monotonic_seconds ();
       if (image_import (s, pos[0], name, &agentd_layer_limits, &st, &err) < 0)
         ret = fail ("image import", &err);
       else
         fprintf (stderr, "agentd image import: %s: %zu layers, %zu unpacked (%.1f MB) in %.2f s\n", pos[0],
-                 st.layers, st.layers_unpacked, st.bytes_unpacked / 1e6, now_s () - t0);
+                 st.layers, st.layers_unpacked, st.bytes_unpacked / 1e6, monotonic_seconds () - t0);
     }
   else if (strcmp (sub, "rm") == 0)
     {

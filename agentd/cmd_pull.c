@@ -10,6 +10,7 @@
 
 #include "../builder/image.h"
 #include "../builder/registry.h"
+#include "../common/clock.h"
 #include "../common/fsutil.h"
 #include "commands.h"
 #include "parse.h"
@@ -105,8 +106,7 @@ cmd_pull (int argc, char **argv)
       fprintf (stderr, "agentd pull: %s\n", err.msg);
       return 1;
     }
-  struct timespec t0, t1;
-  clock_gettime (CLOCK_MONOTONIC, &t0);
+  double t0 = monotonic_seconds ();
   struct image_stats st;
   int ret = 0;
   if (image_pull (s, argv[optind], &opts, &agentd_layer_limits, &st, &err) < 0)
@@ -116,10 +116,9 @@ cmd_pull (int argc, char **argv)
     }
   else
     {
-      clock_gettime (CLOCK_MONOTONIC, &t1);
       fprintf (stderr, "agentd pull: %s: %zu layers, %zu downloaded and unpacked (%.1f MB) in %.2f s\n",
                argv[optind], st.layers, st.layers_unpacked, st.bytes_unpacked / 1e6,
-               (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+               monotonic_seconds () - t0);
     }
   store_close (s);
   return ret;

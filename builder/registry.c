@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../common/cleanup.h"
+#include "../common/clock.h"
 #include "curl_api.h"
 
 #define ACCEPT_MANIFESTS                                                      \
@@ -93,14 +94,6 @@ is_loopback (const char *host)
 }
 
 /* ---- requests ------------------------------------------------------------- */
-
-static double
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 struct headers
 {
@@ -543,7 +536,7 @@ registry_fetch_blobs (struct registry *r, struct blob_fetch *f, size_t n, struct
                    && ++bf->tries < r->opts.max_tries)
             {
               /* Resume where the bytes stopped, after a backoff with jitter. */
-              bf->retry_at = now_s () + (0.1 * (1 << bf->tries)) + (rand () % 50) / 1000.0;
+              bf->retry_at = monotonic_seconds () + (0.1 * (1 << bf->tries)) + (rand () % 50) / 1000.0;
               continue;
             }
           else
@@ -567,7 +560,7 @@ registry_fetch_blobs (struct registry *r, struct blob_fetch *f, size_t n, struct
           finish_fetch (bf);
           left--;
         }
-      double now = now_s ();
+      double now = monotonic_seconds ();
       for (size_t i = 0; ret == 0 && i < n; i++)
         if (!f[i].active && !f[i].done && !f[i].failed && f[i].retry_at > 0 && now >= f[i].retry_at)
           {

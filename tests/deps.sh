@@ -3,7 +3,7 @@
 # benchmarks need, when they are missing.
 set -eu
 PKGS="gcc make pkg-config libc6-dev libcap-dev libseccomp-dev libcmocka-dev busybox-static file
-      libarchive-dev libisal-dev libzstd-dev libjansson-dev libssl-dev liblz4-dev libacl1-dev
+      libarchive-dev libisal-dev libzstd-dev libjansson-dev libssl-dev libcurl4-openssl-dev
       cpio qemu-system-x86 linux-image-amd64 crun runc umoci skopeo docker-registry debootstrap
       zstd attr apache2-utils"
 missing=""

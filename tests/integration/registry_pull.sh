@@ -117,6 +117,30 @@ expect_fail "registry answering 500: error after retries" "answered HTTP 500" --
 expect_fail "registry that hangs: timeout" "Timeout\|too slow" -- \
   "$AGENTD" pull --root "$work/fhang" --timeout 2 "127.0.0.1:$(cat "$work/phang")/demo/app:v1"
 
+# A server that hangs up halfway through each blob: the pull resumes with
+# Range and ends with the same layers.
+"$FAKE" "$work/pflaky" layout "$L" 2> "$work/flaky.log" & pids+=($!)
+for _ in $(seq 50); do [ -s "$work/pflaky" ] && break; sleep 0.1; done
+out=$("$AGENTD" pull --root "$work/resumed" "127.0.0.1:$(cat "$work/pflaky")/demo/app:v1" 2>&1)
+if [ $? -eq 0 ] && grep -q "range" "$work/flaky.log" && diff -r --no-dereference "$work/resumed/layers" "$work/imported/layers" >/dev/null; then
+  ok "a download cut off halfway resumes with Range ($(grep -c range "$work/flaky.log") resumed)"
+else
+  not_ok "a download cut off halfway resumes with Range" "$out" "$(cat "$work/flaky.log")"
+fi
+
+# A redirect to another host must not carry our credentials there.
+"$FAKE" "$work/plog" log "$work/other-host.log" & pids+=($!)
+for _ in $(seq 50); do [ -s "$work/plog" ] && break; sleep 0.1; done
+"$FAKE" "$work/predir" redirect "http://localhost:$(cat "$work/plog")/elsewhere" & pids+=($!)
+for _ in $(seq 50); do [ -s "$work/predir" ] && break; sleep 0.1; done
+out=$("$AGENTD" pull --root "$work/redir" --username agent --password-file "$work/pw" \
+      "127.0.0.1:$(cat "$work/predir")/demo/app:v1" 2>&1)
+if grep -q "GET /elsewhere" "$work/other-host.log" 2>/dev/null && ! grep -qi "^authorization" "$work/other-host.log"; then
+  ok "credentials are not sent to the host a redirect points at"
+else
+  not_ok "credentials are not sent to the host a redirect points at" "$out" "$(cat "$work/other-host.log" 2>/dev/null)"
+fi
+
 # A truncated layer blob in the registry's storage.
 big=$(find "$work/plain/data" -path '*/blobs/sha256/*/data' -size +100k | head -1)
 truncate -s 5000 "$big"

@@ -76,6 +76,9 @@ struct unpack
   int parentfd;
   struct layer_unpacked *out;
   size_t links_cap;
+  uid_t euid;        /* who new files belong to before any chown */
+  gid_t egid;
+  mode_t umask;      /* what open() and mkdir() take off a mode */
   uint64_t fed;      /* tar bytes given to libarchive */
   bool ended;        /* the stream ended and the missing tail was supplied */
   bool read_failed;  /* err holds the decompressor's error */
@@ -188,30 +191,59 @@ apply_xattrs (struct unpack *u, int fd, struct archive_entry *e, const char *ent
   return 0;
 }
 
-/* Owner first: chown clears setuid/setgid bits that chmod then sets. */
+/* Owner first: chown clears setuid/setgid bits that chmod then sets. A
+ * file we just created with the entry's mode (fresh) skips what it already
+ * has: most entries are ours and mode-exact, and each syscall counts when a
+ * layer has thousands of files. */
 static int
-apply_meta (struct unpack *u, int fd, struct archive_entry *e, const char *entry)
+apply_meta (struct unpack *u, int fd, struct archive_entry *e, const char *entry, bool fresh)
 {
-  if (fchown (fd, archive_entry_uid (e), archive_entry_gid (e)) < 0)
+  uid_t uid = archive_entry_uid (e);
+  gid_t gid = archive_entry_gid (e);
+  mode_t mode = archive_entry_mode (e) & 07777;
+  bool chown_needed = !fresh || uid != u->euid || gid != u->egid;
+  if (chown_needed && fchown (fd, uid, gid) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: chown", u->what, entry);
-  if (fchmod (fd, archive_entry_mode (e) & 07777) < 0)
+  if ((chown_needed || (mode & 07000) || (mode & u->umask)) && fchmod (fd, mode) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: chmod", u->what, entry);
   return apply_xattrs (u, fd, e, entry);
+}
+
+/* The process umask, without changing it (umask(2) would, for a moment). */
+static mode_t
+read_umask (void)
+{
+  char buf[2048];
+  struct error ignored;
+  if (read_file_at (AT_FDCWD, "/proc/self/status", buf, sizeof buf, &ignored) > 0)
+    {
+      const char *p = strstr (buf, "\nUmask:");
+      if (p)
+        return strtol (p + 8, NULL, 8) & 0777;
+    }
+  return 0777; /* unknown: always chmod */
 }
 
 static int
 write_file (struct unpack *u, int dirfd, const char *base, struct archive_entry *e, const char *entry)
 {
-  cleanup_close int fd = openat (dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  mode_t mode = archive_entry_mode (e) & 0777;
+  cleanup_close int fd = openat (dirfd, base, flags, mode);
+  /* A later entry replaces an earlier one of the same name. */
+  if (fd < 0 && errno == EEXIST && clear_name (u, dirfd, base, entry, false) == 0)
+    fd = openat (dirfd, base, flags, mode);
   if (fd < 0)
     return error_set (u->err, errno, "%s: entry `%s`: create", u->what, entry);
   const void *buf;
   size_t size;
-  la_int64_t off;
+  la_int64_t off, end = 0;
   int r;
   while ((r = archive_read_data_block (u->ar, &buf, &size, &off)) == ARCHIVE_OK)
     {
       const char *p = buf;
+      if (off + (la_int64_t) size > end)
+        end = off + size;
       while (size > 0)
         {
           ssize_t n = pwrite (fd, p, size, off);
@@ -228,14 +260,14 @@ write_file (struct unpack *u, int dirfd, const char *base, struct archive_entry 
       snprintf (context, sizeof context, "entry `%s`: ", entry);
       return archive_failure (u, context);
     }
-  /* Sparse files end in a hole that no block covers. */
-  if (ftruncate (fd, archive_entry_size (e)) < 0)
+  /* A sparse file can end in a hole that no block covers. */
+  if (end != archive_entry_size (e) && ftruncate (fd, archive_entry_size (e)) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: truncate", u->what, entry);
   /* Start writing big files back now, so that the one syncfs at the end of
    * the layer finds little left to do. */
   if (archive_entry_size (e) >= WRITEBACK_EARLY)
     sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-  if (apply_meta (u, fd, e, entry) < 0)
+  if (apply_meta (u, fd, e, entry, true) < 0)
     return -1;
   struct timespec ts[2] = { { archive_entry_mtime (e), archive_entry_mtime_nsec (e) },
                             { archive_entry_mtime (e), archive_entry_mtime_nsec (e) } };
@@ -246,15 +278,22 @@ write_file (struct unpack *u, int dirfd, const char *base, struct archive_entry 
 static int
 make_dir (struct unpack *u, int dirfd, const char *base, struct archive_entry *e, const char *entry)
 {
-  int r = clear_name (u, dirfd, base, entry, true);
-  if (r < 0)
-    return -1;
-  if (r == 0 && mkdirat (dirfd, base, 0700) < 0)
-    return error_set (u->err, errno, "%s: entry `%s`: mkdir", u->what, entry);
+  bool fresh = mkdirat (dirfd, base, archive_entry_mode (e) & 0777) == 0;
+  if (!fresh)
+    {
+      /* There already: keep a directory (its metadata is set again),
+       * replace anything else. */
+      int r = errno == EEXIST ? clear_name (u, dirfd, base, entry, true)
+                              : error_set (u->err, errno, "%s: entry `%s`: mkdir", u->what, entry);
+      if (r < 0)
+        return -1;
+      if (r == 0 && mkdirat (dirfd, base, 0700) < 0)
+        return error_set (u->err, errno, "%s: entry `%s`: mkdir", u->what, entry);
+    }
   cleanup_close int fd = openat (dirfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return error_set (u->err, errno, "%s: entry `%s`: open", u->what, entry);
-  return apply_meta (u, fd, e, entry);
+  return apply_meta (u, fd, e, entry, fresh);
 }
 
 static void
@@ -332,7 +371,7 @@ unpack_entry (struct unpack *u, struct archive_entry *e)
        * "." or "/" is an attempt to replace the root. */
       if (type != AE_IFDIR || hardlink)
         return error_setx (u->err, EINVAL, "%s: entry `%s`: only a directory may name the layer root", u->what, raw);
-      return apply_meta (u, u->rootfd, e, raw);
+      return apply_meta (u, u->rootfd, e, raw, false);
     }
   char *slash = strrchr (path, '/');
   const char *base = slash ? slash + 1 : path;
@@ -350,14 +389,14 @@ unpack_entry (struct unpack *u, struct archive_entry *e)
         return error_setx (u->err, EINVAL, "%s: entry `%s`: hard link to a directory", u->what, raw);
       return make_dir (u, dirfd, base, e, raw);
     }
+  if (type == AE_IFREG && !hardlink)
+    return write_file (u, dirfd, base, e, raw); /* replaces on EEXIST itself */
   if (clear_name (u, dirfd, base, raw, false) < 0)
     return -1;
   if (hardlink)
     return make_hardlink (u, dirfd, base, hardlink, raw);
   switch (type)
     {
-    case AE_IFREG:
-      return write_file (u, dirfd, base, e, raw);
     case AE_IFLNK:
       {
         /* The link is stored, never followed by us: its target may say
@@ -402,6 +441,9 @@ layer_unpack (int fd, const char *what, int dirfd, const struct layer_limits *li
     }
   u->what = what;
   u->rootfd = dirfd;
+  u->euid = geteuid ();
+  u->egid = getegid ();
+  u->umask = read_umask ();
   u->parentfd = -1;
   u->err = err;
   u->out = out;

@@ -400,7 +400,7 @@ next_chunk (struct decomp *d)
 }
 
 ssize_t
-decomp_read (struct decomp *d, void *buf, size_t len, struct error *err)
+decomp_next (struct decomp *d, const void **data, struct error *err)
 {
   if (d->cur_pos == d->cur.len && !next_chunk (d))
     {
@@ -412,10 +412,8 @@ decomp_read (struct decomp *d, void *buf, size_t len, struct error *err)
       return 0;
     }
   size_t n = d->cur.len - d->cur_pos;
-  if (n > len)
-    n = len;
-  memcpy (buf, d->cur.data + d->cur_pos, n);
-  d->cur_pos += n;
+  *data = d->cur.data + d->cur_pos;
+  d->cur_pos = d->cur.len;
   return n;
 }
 

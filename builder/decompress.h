@@ -37,8 +37,10 @@ struct decomp_tee
 /* Takes ownership of fd. `what` names the blob in errors. */
 int decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
                  struct decomp **out, struct error *err);
-/* Up to len bytes of the expanded stream; 0 at its end; -1 with err set. */
-ssize_t decomp_read (struct decomp *d, void *buf, size_t len, struct error *err);
+/* The next bytes of the expanded stream, without a copy: *data points into
+ * the decompressor's current chunk, valid until the next call. Returns 0 at
+ * the end, -1 with err set. */
+ssize_t decomp_next (struct decomp *d, const void **data, struct error *err);
 /* Read to the end (whatever the tar reader left), then the digest and size
  * of the whole expanded stream. */
 int decomp_finish (struct decomp *d, struct digest *digest, uint64_t *size,

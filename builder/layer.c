@@ -70,7 +70,7 @@ struct unpack
   struct archive *ar;
   struct decomp *dc;
   struct error *err;
-  unsigned char buf[1 << 20];
+  unsigned char buf[2048]; /* the supplied tail of a short tar */
   /* The parent directory of the previous entry, reused while it repeats. */
   char parent[PATH_MAX];
   int parentfd;
@@ -98,7 +98,7 @@ static la_ssize_t
 read_cb (struct archive *a, void *arg, const void **buf)
 {
   struct unpack *u = arg;
-  ssize_t n = decomp_read (u->dc, u->buf, sizeof u->buf, u->err);
+  ssize_t n = decomp_next (u->dc, buf, u->err);
   if (n < 0)
     {
       u->read_failed = true;
@@ -113,9 +113,9 @@ read_cb (struct archive *a, void *arg, const void **buf)
       u->ended = true;
       n = (512 - u->fed % 512) % 512 + 1024;
       memset (u->buf, 0, n);
+      *buf = u->buf;
     }
   u->fed += n;
-  *buf = u->buf;
   return n;
 }
 

@@ -494,7 +494,8 @@ image_import (struct store *s, const char *path, const char *tag, const struct l
   struct layer_unpacked u;
   char what[PATH_MAX + 32];
   snprintf (what, sizeof what, "oci-archive `%s`", path);
-  struct layer_limits archive_limits = { UINT64_MAX, 1000000 };
+  /* The archive holds every blob: as large as a layer may expand to. */
+  struct layer_limits archive_limits = { limits->max_bytes, 1000000 };
   if (fd < 0)
     error_set (err, errno, "import `%s`", path);
   else if (layer_unpack (fd, what, dirfd, &archive_limits, NULL, NULL, &u, err) == 0)

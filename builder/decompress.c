@@ -89,17 +89,6 @@ isal_load (void)
     }
 }
 
-const char *
-compression_name (enum compression c)
-{
-  switch (c)
-    {
-    case COMPRESSION_GZIP: return "gzip";
-    case COMPRESSION_ZSTD: return "zstd";
-    default: return "none";
-    }
-}
-
 enum compression
 compression_detect (const unsigned char *head, size_t len)
 {
@@ -362,12 +351,6 @@ decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
   d->started = true;
   *out = d;
   return 0;
-}
-
-enum compression
-decomp_compression (const struct decomp *d)
-{
-  return d->comp;
 }
 
 /* Next chunk from the queue; false at the end (check d->failed). */

@@ -19,7 +19,6 @@ enum compression
   COMPRESSION_ZSTD,
 };
 
-const char *compression_name (enum compression c);
 /* From the first bytes of a blob. */
 enum compression compression_detect (const unsigned char *head, size_t len);
 
@@ -45,7 +44,6 @@ ssize_t decomp_next (struct decomp *d, const void **data, struct error *err);
  * of the whole expanded stream. */
 int decomp_finish (struct decomp *d, struct digest *digest, uint64_t *size,
                    struct error *err);
-enum compression decomp_compression (const struct decomp *d);
 void decomp_free (struct decomp *d);
 
 #endif

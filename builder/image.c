@@ -410,17 +410,17 @@ import_layout (struct store *s, const char *dir, const char *tag, const struct l
   json_error_t je;
   json_t *src = json_loadb (text, n, 0, &je);
   json_t *list = json_object_get (src, "manifests");
-  if (!json_is_array (list) || json_array_size (list) == 0)
+  size_t images = json_array_size (list);
+  if (images == 0 || (tag && images > 1))
     {
+      if (src == NULL)
+        error_setx (err, EINVAL, "OCI layout `%s`: index.json: %s", dir, je.text);
+      else if (images == 0)
+        error_setx (err, EINVAL, "OCI layout `%s`: index.json has no manifests", dir);
+      else
+        error_setx (err, EINVAL, "OCI layout `%s` holds %zu images: import it without a name", dir, images);
       json_decref (src);
-      return error_setx (err, EINVAL, "OCI layout `%s`: index.json has no manifests%s%s", dir,
-                         src ? "" : ": ", src ? "" : je.text);
-    }
-  if (tag && json_array_size (list) > 1)
-    {
-      json_decref (src);
-      return error_setx (err, EINVAL, "OCI layout `%s` holds %zu images: import it without a name",
-                         dir, json_array_size (list));
+      return -1;
     }
   int ret = store_lock (s, err);
   json_t *index = ret == 0 ? store_load_index (s, err) : NULL;

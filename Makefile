@@ -56,6 +56,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lcmocka -larchive
 
+# agentd built with ASan and UBSan (dynamically linked), which the image and
+# pull suites run too: the builder's memory handling under a checker.
+$(BUILD)/agentd-san: $(call sobj,$(AGENTD_SRC) $(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC))
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(BUILDER_LIBS) $(LIBS)
+
 # Integration tests run the real kernel paths; built without sanitizers so
 # that the forked children behave as in production.
 INTEG_LIBS := $(BUILD)/libbuilder.a $(BUILD)/libruntime.a $(BUILD)/libcommon.a
@@ -75,13 +80,13 @@ $(BUILD)/tests/fake_http: tests/fixtures/fake_http.c
 deps:
 	@tests/deps.sh
 
-test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http
+test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/agentd-san
 	@BUILD=$(BUILD) tests/run.sh
 
 test-unit: $(UNIT_TESTS)
 	@BUILD=$(BUILD) tests/run.sh unit
 
-test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http
+test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/agentd-san
 	@BUILD=$(BUILD) tests/run.sh integration
 
 test-v2: all $(INTEG_TESTS) $(BUILD)/tests/probe

@@ -241,7 +241,8 @@ apply_image (struct run_options *o, char **cmd, struct error *err)
   /* The image's variables first; --env given on the command line wins. */
   char *given[MAX_ENV];
   size_t n_given = o->n_env;
-  memcpy (given, o->env, n_given * sizeof *given);
+  if (n_given)
+    memcpy (given, o->env, n_given * sizeof *given);
   o->n_env = 0;
   for (size_t i = 0; c->env && c->env[i] && o->n_env < MAX_ENV; i++)
     if (strchr (c->env[i], '='))
@@ -258,8 +259,10 @@ apply_image (struct run_options *o, char **cmd, struct error *err)
   if (ne + nc == 0)
     return error_setx (err, EINVAL, "image `%s` has no Entrypoint or Cmd: give a command after --", o->image);
   o->argv_img = calloc (ne + nc + 1, sizeof *o->argv_img);
-  memcpy (o->argv_img, c->entrypoint, ne * sizeof (char *));
-  memcpy (o->argv_img + ne, tail, nc * sizeof (char *));
+  if (ne)
+    memcpy (o->argv_img, c->entrypoint, ne * sizeof (char *));
+  if (nc)
+    memcpy (o->argv_img + ne, tail, nc * sizeof (char *));
   o->spec.argv = o->argv_img;
   return 0;
 }

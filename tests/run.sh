@@ -68,12 +68,14 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
     run_tap integration/agentd_run "$here"/integration/agentd_run.sh "$BUILD/agentd"
     if command -v umoci >/dev/null && command -v getfattr >/dev/null; then
       run_tap integration/image_umoci "$here"/integration/image_umoci.sh "$BUILD/agentd"
+      run_tap integration/image_umoci-asan "$here"/integration/image_umoci.sh "$BUILD/agentd-san"
     else
       skip integration/image_umoci "umoci or getfattr (attr) is not installed (make deps)"
     fi
     if command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v htpasswd >/dev/null \
        && command -v umoci >/dev/null; then
       run_tap integration/registry_pull "$here"/integration/registry_pull.sh "$BUILD/agentd" "$BUILD/tests/fake_http"
+      run_tap integration/registry_pull-asan "$here"/integration/registry_pull.sh "$BUILD/agentd-san" "$BUILD/tests/fake_http"
     else
       skip integration/registry_pull "docker-registry, skopeo, umoci or htpasswd is not installed (make deps)"
     fi

@@ -66,6 +66,7 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
       run_tap "integration/$n" "$BUILD/tests/$n"
     done
     run_tap integration/agentd_run "$here"/integration/agentd_run.sh "$BUILD/agentd"
+    run_tap integration/agentd_run-asan "$here"/integration/agentd_run.sh "$BUILD/agentd-san"
     if command -v umoci >/dev/null && command -v getfattr >/dev/null; then
       run_tap integration/image_umoci "$here"/integration/image_umoci.sh "$BUILD/agentd"
       run_tap integration/image_umoci-asan "$here"/integration/image_umoci.sh "$BUILD/agentd-san"

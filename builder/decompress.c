@@ -1,6 +1,5 @@
 #include "decompress.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <isa-l/igzip_lib.h>
 #include <pthread.h>
@@ -10,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
+
+#include "dlib.h"
 
 #define IN_SIZE (256 * 1024)
 #define CHUNK_SIZE (1024 * 1024)
@@ -73,20 +74,13 @@ static char isal_error[256];
 static void
 isal_load (void)
 {
-  void *h = dlopen ("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
-  if (h == NULL)
-    {
-      snprintf (isal_error, sizeof isal_error, "gzip layers need ISA-L (libisal2): %s", dlerror ());
-      return;
-    }
-  isal.inflate_init = (void (*) (struct inflate_state *)) dlsym (h, "isal_inflate_init");
-  isal.inflate = (int (*) (struct inflate_state *)) dlsym (h, "isal_inflate");
-  isal.inflate_reset = (void (*) (struct inflate_state *)) dlsym (h, "isal_inflate_reset");
-  if (!isal.inflate_init || !isal.inflate || !isal.inflate_reset)
-    {
-      snprintf (isal_error, sizeof isal_error, "libisal.so.2 lacks the inflate API");
-      isal.inflate = NULL;
-    }
+  const struct dl_symbol syms[] = {
+    { "isal_inflate_init", (void **) &isal.inflate_init },
+    { "isal_inflate", (void **) &isal.inflate },
+    { "isal_inflate_reset", (void **) &isal.inflate_reset },
+  };
+  if (dl_load ("libisal.so.2", "libisal2", syms, 3, isal_error, sizeof isal_error) < 0)
+    isal.inflate = NULL;
 }
 
 enum compression

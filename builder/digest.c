@@ -24,6 +24,13 @@ digest_str (const struct digest *d, char *buf)
   return buf;
 }
 
+const char *
+digest_what (const char *kind, const struct digest *d, char *buf)
+{
+  snprintf (buf, DIGEST_WHAT_MAX, "%.8s sha256:%s", kind, d->hex);
+  return buf;
+}
+
 int
 digest_equal (const struct digest *a, const struct digest *b)
 {
@@ -63,4 +70,16 @@ void
 sha256_free (struct sha256 *h)
 {
   EVP_MD_CTX_free ((EVP_MD_CTX *) h);
+}
+
+int
+sha256_of (const void *data, size_t len, struct digest *out)
+{
+  struct sha256 *h = sha256_new ();
+  if (h == NULL)
+    return -1;
+  sha256_update (h, data, len);
+  sha256_final (h, out);
+  sha256_free (h);
+  return 0;
 }

@@ -42,10 +42,9 @@ static void *
 layer_job_main (void *arg)
 {
   struct layer_job *j = arg;
-  char what[DIGEST_STR_MAX + 16];
-  char dstr[DIGEST_STR_MAX];
+  char what[DIGEST_WHAT_MAX];
   const struct digest *d = &j->desc->digest;
-  snprintf (what, sizeof what, "layer %s", digest_str (d, dstr));
+  digest_what ("layer", d, what);
   struct decomp_tee tee = { -1, NULL, 0 };
   int fd = steal_fd (&j->fd);
   if (j->copy
@@ -62,7 +61,9 @@ layer_job_main (void *arg)
   if (tee.hash)
     {
       struct error mismatch = { 0 };
-      if (blob_verify (d, j->desc->size, tee.hash, tee.bytes, &mismatch) < 0)
+      struct digest got;
+      sha256_final (tee.hash, &got);
+      if (blob_verify (d, j->desc->size, &got, tee.bytes, &mismatch) < 0)
         {
           j->err = mismatch;
           j->rc = -1;
@@ -227,8 +228,8 @@ done:
           if (lowers[nl] >= 0)
             nl++;
         }
-      char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
-      snprintf (what, sizeof what, "layer %s", digest_str (&jobs[i].desc->digest, dstr));
+      char what[DIGEST_WHAT_MAX];
+      digest_what ("layer", &jobs[i].desc->digest, what);
       ret = layer_link_from_lowers (jobs[i].dirfd, what, &jobs[i].result, lowers, nl, err);
       for (size_t k = 0; k < nl; k++)
         close (lowers[k]);
@@ -277,9 +278,9 @@ resolve_manifest (struct store *s, const struct descriptor *top, struct descript
   cleanup_free char *json = NULL;
   size_t len;
   enum doc_kind kind;
-  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
-  snprintf (what, sizeof what, "manifest %s", digest_str (&top->digest, dstr));
-  if (load_doc (s, top, &json, &len, err) < 0 || doc_kind (json, len, what, &kind, err) < 0)
+  char what[DIGEST_WHAT_MAX];
+  digest_what ("manifest", &top->digest, what);
+  if (load_doc (s, top, &json, &len, err) < 0 || doc_kind (json, len, what, &kind, NULL, err) < 0)
     return -1;
   if (kind == DOC_MANIFEST)
     {
@@ -302,22 +303,27 @@ descriptor_from_json (json_t *j, struct descriptor *d, struct error *err)
   return 0;
 }
 
-int
-image_load (struct store *s, json_t *desc, struct manifest *m, struct image_config *c,
-            struct error *err)
+static int copy_blob (struct store *s, int src_blobs, const struct descriptor *d, struct error *err);
+
+/* The manifest and config behind top (an index is followed to this
+ * platform's manifest, md). With src_blobs >= 0, each document is first
+ * copied in from that layout (import); its layer blobs are not. */
+static int
+load_image (struct store *s, int src_blobs, const struct descriptor *top, struct descriptor *md,
+            struct manifest *m, struct image_config *c, struct error *err)
 {
-  struct descriptor top, md;
   cleanup_free char *mjson = NULL, *cjson = NULL;
   size_t mlen, clen;
-  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
-  if (descriptor_from_json (desc, &top, err) < 0 || resolve_manifest (s, &top, &md, err) < 0
-      || load_doc (s, &md, &mjson, &mlen, err) < 0)
+  char what[DIGEST_WHAT_MAX];
+  if (copy_blob (s, src_blobs, top, err) < 0 || resolve_manifest (s, top, md, err) < 0
+      || copy_blob (s, src_blobs, md, err) < 0 || load_doc (s, md, &mjson, &mlen, err) < 0)
     return -1;
-  snprintf (what, sizeof what, "manifest %s", digest_str (&md.digest, dstr));
+  digest_what ("manifest", &md->digest, what);
   if (manifest_parse (mjson, mlen, what, m, err) < 0)
     return -1;
-  snprintf (what, sizeof what, "config %s", digest_str (&m->config.digest, dstr));
-  if (load_doc (s, &m->config, &cjson, &clen, err) < 0 || config_parse (cjson, clen, what, c, err) < 0)
+  digest_what ("config", &m->config.digest, what);
+  if (copy_blob (s, src_blobs, &m->config, err) < 0 || load_doc (s, &m->config, &cjson, &clen, err) < 0
+      || config_parse (cjson, clen, what, c, err) < 0)
     {
       manifest_clear (m);
       return -1;
@@ -325,40 +331,30 @@ image_load (struct store *s, json_t *desc, struct manifest *m, struct image_conf
   return 0;
 }
 
+int
+image_load (struct store *s, json_t *desc, struct manifest *m, struct image_config *c,
+            struct error *err)
+{
+  struct descriptor top, md;
+  if (descriptor_from_json (desc, &top, err) < 0)
+    return -1;
+  return load_image (s, -1, &top, &md, m, c, err);
+}
+
 /* ---- import ------------------------------------------------------------- */
 
+/* With src_blobs >= 0, copy blob d in from that layout unless the store
+ * has it already. */
 static int
 copy_blob (struct store *s, int src_blobs, const struct descriptor *d, struct error *err)
 {
-  if (store_has_blob (s, &d->digest))
+  if (src_blobs < 0 || store_has_blob (s, &d->digest))
     return 0;
   char dstr[DIGEST_STR_MAX];
   cleanup_close int fd = openat (src_blobs, d->digest.hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return error_set (err, errno, "blob %s", digest_str (&d->digest, dstr));
   return store_put_blob (s, fd, &d->digest, d->size, err);
-}
-
-/* Copy one image's index, manifest and config; its layer blobs are copied
- * by the unpack, in the same read. */
-static int
-import_one (struct store *s, int src_blobs, const struct descriptor *top, struct error *err)
-{
-  if (copy_blob (s, src_blobs, top, err) < 0)
-    return -1;
-  struct descriptor md;
-  if (resolve_manifest (s, top, &md, err) < 0 || copy_blob (s, src_blobs, &md, err) < 0)
-    return -1;
-  cleanup_free char *json = NULL;
-  size_t len;
-  struct manifest m;
-  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
-  snprintf (what, sizeof what, "manifest %s", digest_str (&md.digest, dstr));
-  if (load_doc (s, &md, &json, &len, err) < 0 || manifest_parse (json, len, what, &m, err) < 0)
-    return -1;
-  int ret = copy_blob (s, src_blobs, &m.config, err);
-  manifest_clear (&m);
-  return ret;
 }
 
 static int
@@ -438,19 +434,11 @@ import_layout (struct store *s, const char *dir, const char *tag, const struct l
       if (ret < 0)
         break;
       const char *name = json_string_value (json_object_get (json_object_get (m, "annotations"), REF_NAME_ANNOTATION));
-      if (descriptor_from_json (m, &top, err) < 0 || import_one (s, blobs, &top, err) < 0
-          || resolve_manifest (s, &top, &md, err) < 0)
+      if (descriptor_from_json (m, &top, err) < 0 || load_image (s, blobs, &top, &md, &man, &cfg, err) < 0)
         {
           ret = -1;
           break;
         }
-      char dstr[DIGEST_STR_MAX];
-      json_t *mdesc = json_pack ("{s:s, s:s, s:I}", "mediaType", md.media_type, "digest",
-                                 digest_str (&md.digest, dstr), "size", (json_int_t) md.size);
-      ret = image_load (s, mdesc, &man, &cfg, err);
-      json_decref (mdesc);
-      if (ret < 0)
-        break;
       struct layer_source from_layout = { layout_open, NULL, NULL, &blobs };
       ret = image_unpack_layers (s, &from_layout, &man, &cfg, limits, &one, err);
       /* Layers already cached were not read: copy blobs the store lacks. */
@@ -552,45 +540,24 @@ pull_abort (void *ctx)
       }
 }
 
-static int
-digest_of (const char *data, size_t len, struct digest *out)
-{
-  struct sha256 *h = sha256_new ();
-  if (h == NULL)
-    return -1;
-  sha256_update (h, data, len);
-  sha256_final (h, out);
-  sha256_free (h);
-  return 0;
-}
-
 /* GET a manifest or index, check it against the digest it was asked by
  * (when it was), store it, and describe it. */
 static int
 fetch_doc (struct store *s, struct registry *r, const char *reference, const struct digest *want,
-           struct descriptor *out, char **json, size_t *len, struct error *err)
+           struct descriptor *out, enum doc_kind *kind, char **json, size_t *len, struct error *err)
 {
-  if (registry_get (r, "manifests", reference, NULL, MANIFEST_MAX_BYTES, json, len, err) < 0)
+  if (registry_get (r, "manifests", reference, MANIFEST_MAX_BYTES, json, len, err) < 0)
     return -1;
-  digest_of (*json, *len, &out->digest);
+  if (sha256_of (*json, *len, &out->digest) < 0)
+    return error_set (err, ENOMEM, "manifest");
   out->size = *len;
   char dstr[DIGEST_STR_MAX], what[DIGEST_STR_MAX + 16];
   if (want && !digest_equal (want, &out->digest))
     return error_setx (err, EINVAL, "registry: manifest %s: the registry sent content with digest %s",
                        digest_str (want, dstr), digest_str (&out->digest, what));
-  snprintf (what, sizeof what, "manifest %s", digest_str (&out->digest, dstr));
-  enum doc_kind kind;
-  if (doc_kind (*json, *len, what, &kind, err) < 0)
+  digest_what ("manifest", &out->digest, what);
+  if (doc_kind (*json, *len, what, kind, out->media_type, err) < 0)
     return -1;
-  snprintf (out->media_type, sizeof out->media_type, "%s",
-            kind == DOC_INDEX ? "application/vnd.oci.image.index.v1+json"
-                              : "application/vnd.oci.image.manifest.v1+json");
-  /* Keep the type the document declares, when it declares one. */
-  json_t *j = json_loadb (*json, *len, 0, NULL);
-  const char *mt = json_string_value (json_object_get (j, "mediaType"));
-  if (mt)
-    snprintf (out->media_type, sizeof out->media_type, "%s", mt);
-  json_decref (j);
   return store_put_data (s, *json, *len, &out->digest, err);
 }
 
@@ -610,22 +577,22 @@ image_pull (struct store *s, const char *refstr, const struct registry_opts *opt
   struct image_config c = { 0 };
   struct pull_source src = { r, NULL, 0 };
   int ret = -1;
-  char what[DIGEST_STR_MAX + 16], dstr[DIGEST_STR_MAX];
+  char what[DIGEST_WHAT_MAX], dstr[DIGEST_STR_MAX];
   memset (stats, 0, sizeof *stats);
   if (ref.by_digest)
     digest_parse (ref.reference, &want, err);
-  if (fetch_doc (s, r, ref.reference, ref.by_digest ? &want : NULL, &top, &top_json, &top_len, err) < 0)
+  enum doc_kind kind;
+  if (fetch_doc (s, r, ref.reference, ref.by_digest ? &want : NULL, &top, &kind, &top_json, &top_len, err) < 0)
     goto done;
   md = top;
-  enum doc_kind kind;
-  snprintf (what, sizeof what, "manifest %s", digest_str (&top.digest, dstr));
-  if (doc_kind (top_json, top_len, what, &kind, err) < 0)
-    goto done;
+  digest_what ("manifest", &top.digest, what);
   if (kind == DOC_INDEX)
     {
       struct descriptor pick;
+      enum doc_kind pick_kind;
       if (index_pick_platform (top_json, top_len, what, "linux", oci_arch (), &pick, err) < 0
-          || fetch_doc (s, r, digest_str (&pick.digest, dstr), &pick.digest, &md, &man_json, &man_len, err) < 0)
+          || fetch_doc (s, r, digest_str (&pick.digest, dstr), &pick.digest, &md, &pick_kind, &man_json,
+                        &man_len, err) < 0)
         goto done;
     }
   else
@@ -633,7 +600,7 @@ image_pull (struct store *s, const char *refstr, const struct registry_opts *opt
       man_json = steal_pointer (&top_json);
       man_len = top_len;
     }
-  snprintf (what, sizeof what, "manifest %s", digest_str (&md.digest, dstr));
+  digest_what ("manifest", &md.digest, what);
   if (manifest_parse (man_json, man_len, what, &m, err) < 0)
     goto done;
   if (!store_has_blob (s, &m.config.digest))
@@ -644,7 +611,7 @@ image_pull (struct store *s, const char *refstr, const struct registry_opts *opt
                       (long long) m.config.size);
           goto done;
         }
-      if (registry_get (r, "blobs", digest_str (&m.config.digest, dstr), "*/*", MANIFEST_MAX_BYTES, &cfg_json,
+      if (registry_get (r, "blobs", digest_str (&m.config.digest, dstr), MANIFEST_MAX_BYTES, &cfg_json,
                         &cfg_len, err) < 0
           || store_put_data (s, cfg_json, cfg_len, &m.config.digest, err) < 0)
         goto done;
@@ -653,7 +620,7 @@ image_pull (struct store *s, const char *refstr, const struct registry_opts *opt
     }
   if (store_read_blob (s, &m.config.digest, m.config.size, MANIFEST_MAX_BYTES, &cfg_json, &cfg_len, err) < 0)
     goto done;
-  snprintf (what, sizeof what, "config %s", digest_str (&m.config.digest, dstr));
+  digest_what ("config", &m.config.digest, what);
   if (config_parse (cfg_json, cfg_len, what, &c, err) < 0)
     goto done;
   struct layer_source ls = { pull_open, pull_pump, pull_abort, &src };
@@ -731,7 +698,7 @@ lookup_db (const struct image_rootfs *r, const char *file, const char *name, lon
   for (size_t i = 0; i < r->n_lowers; i++)
     {
       cleanup_close int dirfd = open (r->lowers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      int fd = dirfd < 0 ? -1 : layer_open_beneath (dirfd, file, O_RDONLY | O_NOFOLLOW);
+      int fd = dirfd < 0 ? -1 : open_beneath (dirfd, file, O_RDONLY | O_NOFOLLOW, true);
       if (fd < 0)
         continue;
       cleanup_fclose FILE *f = fdopen (fd, "r");
@@ -881,8 +848,7 @@ image_gc (struct store *s, struct gc_stats *stats, struct error *err)
       struct descriptor top, md;
       struct manifest m;
       struct image_config c;
-      if (descriptor_from_json (desc, &top, err) < 0 || resolve_manifest (s, &top, &md, err) < 0
-          || image_load (s, desc, &m, &c, err) < 0)
+      if (descriptor_from_json (desc, &top, err) < 0 || load_image (s, -1, &top, &md, &m, &c, err) < 0)
         {
           ret = error_prefix (err, "gc: an image in index.json is damaged; nothing removed");
           break;

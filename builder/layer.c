@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,15 +52,6 @@ layer_clean_path (const char *in, char *out, size_t cap, struct error *err)
   return 0;
 }
 
-int
-layer_open_beneath (int rootfd, const char *path, int flags)
-{
-  struct open_how how = {
-    .flags = flags | O_CLOEXEC,
-    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
-  };
-  return syscall (SYS_openat2, rootfd, path[0] ? path : ".", &how, sizeof how);
-}
 
 struct unpack
 {
@@ -129,7 +119,7 @@ parent_dir (struct unpack *u, const char *entry, const char *parent)
   if (u->parentfd >= 0)
     close (u->parentfd);
   u->parentfd = -1;
-  int fd = layer_open_beneath (u->rootfd, parent, O_RDONLY | O_DIRECTORY);
+  int fd = open_beneath (u->rootfd, parent, O_RDONLY | O_DIRECTORY, true);
   if (fd < 0 && errno == ENOENT)
     {
       /* Create the missing components one by one, each checked. */
@@ -146,7 +136,7 @@ parent_dir (struct unpack *u, const char *entry, const char *parent)
           sofar[n++] = '/';
           p = *end ? end + 1 : end;
         }
-      fd = layer_open_beneath (u->rootfd, parent, O_RDONLY | O_DIRECTORY);
+      fd = open_beneath (u->rootfd, parent, O_RDONLY | O_DIRECTORY, true);
     }
   if (fd < 0)
     {
@@ -318,7 +308,7 @@ make_hardlink (struct unpack *u, int dirfd, const char *base, const char *link, 
     return error_prefix (u->err, "%s: hard link `%s`", u->what, entry);
   if (target[0] == '\0')
     return error_setx (u->err, EINVAL, "%s: hard link `%s` points at the layer root", u->what, entry);
-  cleanup_close int tfd = layer_open_beneath (u->rootfd, target, O_PATH | O_NOFOLLOW);
+  cleanup_close int tfd = open_beneath (u->rootfd, target, O_PATH | O_NOFOLLOW, true);
   if (tfd < 0 && errno == ENOENT)
     {
       add_deferred_link (u, entry, target); /* in a lower layer, we hope */
@@ -548,13 +538,13 @@ layer_link_from_lowers (int dirfd, const char *what, const struct layer_unpacked
       const char *base = slash ? slash + 1 : path;
       if (slash)
         *slash = '\0';
-      cleanup_close int parent = layer_open_beneath (dirfd, slash ? path : "", O_RDONLY | O_DIRECTORY);
+      cleanup_close int parent = open_beneath (dirfd, slash ? path : "", O_RDONLY | O_DIRECTORY, true);
       if (parent < 0)
         return error_set (err, errno, "%s: hard link `%s`: parent", what, entry);
       int found = 0;
       for (size_t l = 0; l < n_lowers && !found; l++)
         {
-          cleanup_close int src = layer_open_beneath (lower_dirfds[l], target, O_RDONLY | O_NOFOLLOW);
+          cleanup_close int src = open_beneath (lower_dirfds[l], target, O_RDONLY | O_NOFOLLOW, true);
           if (src < 0 && errno == ENOENT)
             continue;
           struct stat st;

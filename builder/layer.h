@@ -51,10 +51,6 @@ int layer_link_from_lowers (int dirfd, const char *what, const struct layer_unpa
 
 void layer_unpacked_clear (struct layer_unpacked *u);
 
-/* openat2 of path inside the layer at rootfd: RESOLVE_IN_ROOT, no symlinks,
- * no magic links, no mount crossing. */
-int layer_open_beneath (int rootfd, const char *path, int flags);
-
 /* Split a tar path into a clean relative path: "./a//b/" -> "a/b". Rejects
  * absolute paths and ".." components; "" is the layer root ("/", "./"). */
 int layer_clean_path (const char *in, char *out, size_t cap, struct error *err);

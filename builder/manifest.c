@@ -78,7 +78,8 @@ descriptor_parse (json_t *j, const char *what, struct descriptor *out, struct er
 }
 
 int
-doc_kind (const char *json, size_t len, const char *what, enum doc_kind *out, struct error *err)
+doc_kind (const char *json, size_t len, const char *what, enum doc_kind *out, char media_type[128],
+          struct error *err)
 {
   json_t *root = load (json, len, what, err);
   if (root == NULL)
@@ -93,6 +94,8 @@ doc_kind (const char *json, size_t len, const char *what, enum doc_kind *out, st
     *out = DOC_MANIFEST;
   else
     ret = error_setx (err, EINVAL, "%s: unknown manifest media type `%s`", what, mt ? mt : "(none)");
+  if (ret == 0 && media_type)
+    snprintf (media_type, 128, "%s", mt ? mt : *out == DOC_INDEX ? MT_OCI_INDEX : MT_OCI_MANIFEST);
   json_decref (root);
   return ret;
 }

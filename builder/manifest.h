@@ -42,9 +42,10 @@ struct image_config
   size_t n_diff_ids;
 };
 
-/* Index or manifest, by mediaType (or shape when it is absent). */
+/* Index or manifest, by mediaType (or shape when it is absent); media_type
+ * (may be NULL) gets the declared type, or the OCI one for the kind. */
 int doc_kind (const char *json, size_t len, const char *what, enum doc_kind *out,
-              struct error *err);
+              char media_type[128], struct error *err);
 /* The manifest for os/arch in an image index. */
 int index_pick_platform (const char *json, size_t len, const char *what, const char *os,
                          const char *arch, struct descriptor *out, struct error *err);

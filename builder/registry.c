@@ -362,15 +362,15 @@ registry_close (struct registry *r)
 }
 
 int
-registry_get (struct registry *r, const char *kind, const char *ref, const char *accept, size_t max,
-              char **body, size_t *len, struct error *err)
+registry_get (struct registry *r, const char *kind, const char *ref, size_t max, char **body, size_t *len,
+              struct error *err)
 {
   char url[1024];
   snprintf (url, sizeof url, "%s/v2/%s/%s/%s", r->base, r->ref.repo, kind, ref);
   struct membuf b = { .max = max };
   long code = 0;
-  if (simple_get (r, url, accept ? accept : (strcmp (kind, "manifests") == 0 ? ACCEPT_MANIFESTS : NULL), max,
-                  &b, &code, NULL, true, err) < 0)
+  if (simple_get (r, url, strcmp (kind, "manifests") == 0 ? ACCEPT_MANIFESTS : NULL, max, &b, &code, NULL,
+                  true, err) < 0)
     {
       free (b.data);
       return error_prefix (err, "registry %s", r->ref.host);

@@ -48,9 +48,10 @@ int registry_open (const struct registry_ref *ref, const struct registry_opts *o
                    struct registry **out, struct error *err);
 void registry_close (struct registry *r);
 
-/* GET /v2/<repo>/<kind>/<ref> (kind "manifests" or "blobs") into memory. */
-int registry_get (struct registry *r, const char *kind, const char *ref, const char *accept,
-                  size_t max, char **body, size_t *len, struct error *err);
+/* GET /v2/<repo>/<kind>/<ref> (kind "manifests", with the OCI and Docker
+ * Accept types, or "blobs") into memory. */
+int registry_get (struct registry *r, const char *kind, const char *ref, size_t max, char **body,
+                  size_t *len, struct error *err);
 
 struct blob_fetch
 {

@@ -126,7 +126,7 @@ store_blob_abort (struct store *s, const char *tmp)
 }
 
 int
-blob_verify (const struct digest *want, int64_t want_size, struct sha256 *got_hash, uint64_t got_size,
+blob_verify (const struct digest *want, int64_t want_size, const struct digest *got, uint64_t got_size,
              struct error *err)
 {
   char wstr[DIGEST_STR_MAX], gstr[DIGEST_STR_MAX];
@@ -134,10 +134,8 @@ blob_verify (const struct digest *want, int64_t want_size, struct sha256 *got_ha
   if (want_size >= 0 && got_size != (uint64_t) want_size)
     return error_setx (err, EINVAL, "blob %s: %llu bytes, its descriptor says %lld (truncated?)", wstr,
                        (unsigned long long) got_size, (long long) want_size);
-  struct digest got;
-  sha256_final (got_hash, &got);
-  if (!digest_equal (&got, want))
-    return error_setx (err, EINVAL, "blob %s: digest mismatch, the content is %s", wstr, digest_str (&got, gstr));
+  if (!digest_equal (got, want))
+    return error_setx (err, EINVAL, "blob %s: digest mismatch, the content is %s", wstr, digest_str (got, gstr));
   return 0;
 }
 
@@ -188,7 +186,9 @@ store_put_blob (struct store *s, int fd, const struct digest *d, int64_t size, s
           off += w;
         }
     }
-  if (blob_verify (d, size, h, total, err) < 0)
+  struct digest got;
+  sha256_final (h, &got);
+  if (blob_verify (d, size, &got, total, err) < 0)
     goto done;
   ret = store_blob_commit (s, tmp, d, err);
 done:
@@ -208,15 +208,8 @@ store_put_data (struct store *s, const void *data, size_t len, const struct dige
   cleanup_close int fd = store_blob_begin (s, d, tmp, sizeof tmp, err);
   if (fd < 0)
     return -1;
-  struct sha256 *h = sha256_new ();
-  if (h == NULL)
-    {
-      store_blob_abort (s, tmp);
-      return error_set (err, ENOMEM, "blob");
-    }
-  sha256_update (h, data, len);
-  int r = blob_verify (d, len, h, len, err);
-  sha256_free (h);
+  struct digest got;
+  int r = sha256_of (data, len, &got) < 0 ? error_set (err, ENOMEM, "blob") : blob_verify (d, len, &got, len, err);
   if (r == 0 && write (fd, data, len) != (ssize_t) len)
     r = error_set (err, errno, "blob: write");
   if (r < 0)
@@ -259,11 +252,9 @@ store_read_blob (struct store *s, const struct digest *d, int64_t size, size_t m
   if (pread (fd, buf, st.st_size, 0) != st.st_size)
     return error_setx (err, EIO, "blob %s: short read", dstr);
   buf[st.st_size] = '\0';
-  struct sha256 *h = sha256_new ();
   struct digest got;
-  sha256_update (h, buf, st.st_size);
-  sha256_final (h, &got);
-  sha256_free (h);
+  if (sha256_of (buf, st.st_size, &got) < 0)
+    return error_set (err, ENOMEM, "blob %s", dstr);
   if (!digest_equal (&got, d))
     return error_setx (err, EINVAL, "blob %s: stored content does not match its digest", dstr);
   *len = st.st_size;

@@ -37,8 +37,8 @@ int store_blob_begin (struct store *s, const struct digest *d, char *tmp, size_t
                       struct error *err);
 int store_blob_commit (struct store *s, const char *tmp, const struct digest *d, struct error *err);
 void store_blob_abort (struct store *s, const char *tmp);
-/* Check a digest and size computed while a blob streamed in. */
-int blob_verify (const struct digest *want, int64_t want_size, struct sha256 *got_hash,
+/* Check the digest and size of what streamed in against the descriptor's. */
+int blob_verify (const struct digest *want, int64_t want_size, const struct digest *got,
                  uint64_t got_size, struct error *err);
 
 /* Copy what fd yields into the store as blob d (size < 0: not known). */

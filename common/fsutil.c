@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -150,4 +152,15 @@ mkdir_p (const char *path, mode_t mode, struct error *err)
   if (mkdir (buf, mode) < 0 && errno != EEXIST)
     return error_set (err, errno, "mkdir `%s`", buf);
   return 0;
+}
+
+int
+open_beneath (int rootfd, const char *path, int flags, bool same_mount)
+{
+  struct open_how how = {
+    .flags = flags | O_CLOEXEC,
+    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+               | (same_mount ? RESOLVE_NO_XDEV : 0),
+  };
+  return syscall (SYS_openat2, rootfd, path[0] ? path : ".", &how, sizeof how);
 }

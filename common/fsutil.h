@@ -2,6 +2,7 @@
 #ifndef COMMON_FSUTIL_H
 #define COMMON_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,6 +28,11 @@ int write_file_atomic (const char *dir, const char *name, const void *data,
 /* Remove `name` under dirfd and everything below it, without following
  * symlinks. A missing entry is not an error. */
 int remove_tree_at (int dirfd, const char *name, struct error *err);
+
+/* openat2 of path inside rootfd as if rootfd were "/" (RESOLVE_IN_ROOT),
+ * following no symlinks and no magic links; with same_mount, never leaving
+ * rootfd's mount either. "" is rootfd itself. */
+int open_beneath (int rootfd, const char *path, int flags, bool same_mount);
 
 /* mkdir -p of an absolute or relative path, mode for new directories. */
 int mkdir_p (const char *path, mode_t mode, struct error *err);

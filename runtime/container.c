@@ -457,10 +457,15 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
       /* Only an overlay needs a state dir: its mount point and maybe an
        * ephemeral upper. A plain rootfs is bind-mounted onto itself. */
       if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, id)
-              >= (int) sizeof c->state_path
-          || mkdir (c->state_path, 0711) < 0)
+          >= (int) sizeof c->state_path)
         {
-          error_set (err, errno ? errno : ENAMETOOLONG, "create state dir `%s/%s`", rt->state_dir, id);
+          error_setx (err, ENAMETOOLONG, "state dir `%s/%s`: path too long", rt->state_dir, id);
+          c->state_path[0] = '\0';
+          goto fail;
+        }
+      if (mkdir (c->state_path, 0711) < 0)
+        {
+          error_set (err, errno, "create state dir `%s`", c->state_path);
           c->state_path[0] = '\0';
           goto fail;
         }

@@ -4,7 +4,6 @@
  * /proc/self/fd, so a hostile rootfs cannot redirect a mount to the host. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/cleanup.h"
+#include "../common/fsutil.h"
 #include "child.h"
 
 static const char *const masked_paths[] = {
@@ -38,11 +38,8 @@ static const struct
 static int
 open_in_root (int rootfd, const char *path, int flags, struct error *err)
 {
-  struct open_how how = {
-    .flags = flags | O_CLOEXEC,
-    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-  };
-  int fd = syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+  /* Mounts made inside the root (proc, dev) are crossed on purpose. */
+  int fd = open_beneath (rootfd, path, flags, false);
   if (fd < 0)
     {
       int e = errno;

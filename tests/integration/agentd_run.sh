@@ -11,12 +11,9 @@ chmod 755 "$work"
 mkdir "$work/probe-layer" "$work/upper"
 cp "$AGENTD_TEST_PROBE" "$work/probe-layer/probe"
 root="$work/root"
-n=0
-failed=0
 trap 'rm -rf "$work"' EXIT
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+. "$(dirname "$0")/tap.sh"
 # check NAME WANT_STATUS GREP_PATTERN -- agentd run args...
 check() {
   name=$1 want=$2 pattern=$3
@@ -79,5 +76,4 @@ if [ -z "$left" ] && [ -z "$cg" ] && [ "$mnt" -eq 0 ]; then
 else
   not_ok "no state dir, cgroup or mount is left behind" "state: $left" "cgroups: $cg" "mounts: $mnt"
 fi
-echo "1..$n"
-exit $failed
+tap_end

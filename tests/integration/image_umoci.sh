@@ -12,12 +12,9 @@ AGENTD=$1
 BASE=$AGENTD_TEST_ROOTFS
 work=$(mktemp -d /tmp/agentd-img-XXXXXX)
 chmod 755 "$work"
-n=0
-failed=0
 cleanup() { umount "$work/merged" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+. "$(dirname "$0")/tap.sh"
 check() { local name=$1; shift; if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$out"; fi; }
 
 L="$work/layout"
@@ -141,5 +138,4 @@ else
 fi
 out=$("$AGENTD" image import --root "$work/root3" /nonexistent 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q "/nonexistent" && ok "missing import path: clear error" || not_ok "missing import path" "$out"
-echo "1..$n"
-exit $failed
+tap_end

@@ -18,10 +18,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+. "$(dirname "$0")/tap.sh"
 expect_fail() { # NAME PATTERN -- command...
   local name=$1 pattern=$2; shift 3
   local out; out=$("$@" 2>&1)
@@ -149,5 +146,4 @@ expect_fail "truncated blob: clear error naming it" "blob sha256:$(basename "$(d
 half=$(ls -A "$work/trunc/layers" "$work/trunc/blobs/sha256" 2>/dev/null | grep -c -e '^\.tmp' -e '^\.import')
 layers=$(ls "$work/trunc/layers" | grep -c .)
 [ "$half" -eq 0 ] && [ "$layers" -le 1 ] && ok "failed pulls leave nothing half-written" || not_ok "failed pulls leave nothing half-written" "$(ls -A "$work/trunc/layers")"
-echo "1..$n"
-exit $failed
+tap_end

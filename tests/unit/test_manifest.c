@@ -39,7 +39,7 @@ test_oci_and_docker_manifests (void **s)
   assert_int_equal (parse_manifest (docker, &m, &err), 0);
   manifest_clear (&m);
   enum doc_kind k;
-  assert_int_equal (doc_kind (docker, strlen (docker), "m", &k, &err), 0);
+  assert_int_equal (doc_kind (docker, strlen (docker), "m", &k, NULL, &err), 0);
   assert_int_equal (k, DOC_MANIFEST);
 }
 
@@ -69,7 +69,7 @@ test_bad_manifests (void **s)
   assert_int_equal (parse_manifest (neg, &m, &err), -1);
   enum doc_kind k;
   const char *odd = "{\"mediaType\":\"application/vnd.example+json\"}";
-  assert_int_equal (doc_kind (odd, strlen (odd), "m", &k, &err), -1);
+  assert_int_equal (doc_kind (odd, strlen (odd), "m", &k, NULL, &err), -1);
   assert_non_null (strstr (err.msg, "unknown manifest media type"));
 }
 

@@ -29,7 +29,7 @@ for bin in "$BUILD/agentd" "$BUILD/tests/test_runtime"; do
   done
 done
 cp "$BUILD/tests/probe" "$initrd/tests/probe"
-cp "$here/../integration/agentd_run.sh" "$initrd/tests/"
+cp "$here/../integration/agentd_run.sh" "$here/../integration/tap.sh" "$initrd/tests/"
 cp -a "$rootfs" "$initrd/fixture/rootfs"
 [ -n "$overlay_ko" ] && cp "$overlay_ko" "$initrd/overlay.ko"
 

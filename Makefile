@@ -11,11 +11,12 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 COMMON_SRC  := $(wildcard common/*.c)
 RUNTIME_SRC := $(wildcard runtime/*.c)
 BUILDER_SRC := $(wildcard builder/*.c)
+PROTO_SRC   := $(wildcard proto/*.c)
 AGENTD_SRC  := $(wildcard agentd/*.c)
 AGENTD_LIB  := $(filter-out agentd/main.c,$(AGENTD_SRC))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
-HEADERS     := $(wildcard common/*.h runtime/*.h builder/*.h agentd/*.h tests/unit/*.h)
+HEADERS     := $(wildcard common/*.h runtime/*.h builder/*.h proto/*.h agentd/*.h deploy/*.h tests/unit/*.h)
 
 obj  = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
@@ -40,6 +41,8 @@ $(BUILD)/libruntime.a: $(call obj,$(RUNTIME_SRC))
 	ar rcs $@ $^
 $(BUILD)/libbuilder.a: $(call obj,$(BUILDER_SRC))
 	ar rcs $@ $^
+$(BUILD)/libproto.a: $(call obj,$(PROTO_SRC))
+	ar rcs $@ $^
 
 # Linked statically: `agentd run` is on the start path, and dynamic loading
 # (page faults on this VM) cost it 3-4 ms of a 9 ms start. ISA-L, which
@@ -51,7 +54,7 @@ $(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/librun
 	@rm -f $@.log
 
 # Unit tests: every module's sources, built with ASan and UBSan.
-UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(AGENTD_LIB))
+UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC) $(AGENTD_LIB))
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lcmocka -larchive

@@ -49,6 +49,7 @@ struct cgroup; /* one container's cgroup, in whichever version */
  * controllers on v2). Called once per runtime. */
 int cgroup_prepare (const struct cgroup_host *host, enum rt_cgroup_version v,
                     const char *parent, struct error *err);
+/* With limits == NULL, open the existing cgroup `id` (adoption). */
 int cgroup_create (const struct cgroup_host *host, enum rt_cgroup_version v,
                    const char *parent, const char *id,
                    const struct cgroup_limits *limits, struct cgroup **out,

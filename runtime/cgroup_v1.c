@@ -44,7 +44,7 @@ cgroup_v1_create (struct cgroup *cg, const struct cgroup_host *host, const char 
           cg->same_as[c] = o;
       if (cg->same_as[c] < 0)
         {
-          if (mkdir (cg->path[c], 0755) < 0)
+          if (limits != NULL && mkdir (cg->path[c], 0755) < 0)
             {
               int e = errno;
               cg->path[c][0] = '\0';
@@ -57,6 +57,8 @@ cgroup_v1_create (struct cgroup *cg, const struct cgroup_host *host, const char 
       if (cg->dirfd[c] < 0)
         return error_set (err, errno, "open cgroup `%s`", cg->path[c]);
     }
+  if (limits == NULL)
+    return 0;
 
   int mem = cg->dirfd[CG1_MEMORY], pids = cg->dirfd[CG1_PIDS];
   if (limits->memory_max > 0)

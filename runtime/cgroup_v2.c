@@ -55,7 +55,7 @@ cgroup_v2_create (struct cgroup *cg, const struct cgroup_host *host, const char 
 {
   if (snprintf (cg->path[0], PATH_MAX, "%s/%s/%s", host->v2_mount, parent, id) >= PATH_MAX)
     return error_setx (err, ENAMETOOLONG, "cgroup path for `%s` is too long", id);
-  if (mkdir (cg->path[0], 0755) < 0)
+  if (limits != NULL && mkdir (cg->path[0], 0755) < 0)
     {
       int e = errno;
       cg->path[0][0] = '\0';
@@ -65,6 +65,8 @@ cgroup_v2_create (struct cgroup *cg, const struct cgroup_host *host, const char 
   cg->dirfd[0] = open (cg->path[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cg->dirfd[0] < 0)
     return error_set (err, errno, "open cgroup `%s`", cg->path[0]);
+  if (limits == NULL)
+    return 0;
   int fd = cg->dirfd[0];
   const char *path = cg->path[0];
   if (limits->memory_max > 0)

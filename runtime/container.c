@@ -3,7 +3,9 @@
  * parent learns "exec'd" (EOF) or the exact error. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -39,6 +41,7 @@ struct rt_container
   pid_t pid;
   int pidfd;
   bool reaped;
+  bool adopted; /* not our child: no waitid */
   struct rt_exit exit;
   struct cgroup *cgroup;
   char state_path[PATH_MAX];   /* <state_dir>/<id> */
@@ -233,7 +236,12 @@ child_main (const struct child_plan *plan)
       error_set (&err, errno, "sethostname `%s`", plan->hostname);
       child_fail (plan, &err);
     }
-  if (child_loopback_up (&err) < 0)
+  if (spec->netns_fd > 2 && setns (spec->netns_fd, CLONE_NEWNET) < 0)
+    {
+      error_set (&err, errno, "join the prepared network namespace");
+      child_fail (plan, &err);
+    }
+  if (spec->netns_fd <= 2 && child_loopback_up (&err) < 0)
     child_fail (plan, &err);
   if (child_setup_rootfs (plan, &err) < 0)
     child_fail (plan, &err);
@@ -309,6 +317,8 @@ validate_spec (const struct rt_spec *spec, struct error *err)
   for (int i = 0; i < 3; i++)
     if (spec->stdio[i] >= 0 && fcntl (spec->stdio[i], F_GETFD) < 0)
       return error_set (err, errno, "stdio fd %d", spec->stdio[i]);
+  if (spec->netns_fd > 2 && spec->userns)
+    return error_setx (err, EINVAL, "a prepared network namespace cannot be joined from a user namespace");
   return 0;
 }
 
@@ -509,8 +519,8 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
   plan.sync_fd = pipe_sync[0];
 
   struct clone_args args = {
-    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET
-             | CLONE_PIDFD | (spec->userns ? CLONE_NEWUSER : 0),
+    .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD
+             | (spec->netns_fd > 2 ? 0 : CLONE_NEWNET) | (spec->userns ? CLONE_NEWUSER : 0),
     .pidfd = (uint64_t) (uintptr_t) &c->pidfd,
     .exit_signal = SIGCHLD,
   };
@@ -593,8 +603,82 @@ fail:
 }
 
 int
+rt_start_time (pid_t pid, uint64_t *out, struct error *err)
+{
+  char path[64], buf[1024];
+  snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+  if (read_file_at (AT_FDCWD, path, buf, sizeof buf, err) < 0)
+    return -1;
+  /* Field 22; the command (field 2) may hold spaces, so count from its ')'. */
+  char *p = strrchr (buf, ')');
+  for (int field = 2; p && field < 22; field++)
+    p = strchr (p + 1, ' ');
+  if (p == NULL || sscanf (p + 1, "%" SCNu64, out) != 1)
+    return error_setx (err, EINVAL, "%s: unexpected format", path);
+  return 0;
+}
+
+int
+rt_adopt (struct rt_runtime *rt, const char *id, pid_t pid, uint64_t start_time,
+          struct rt_container **out, struct error *err)
+{
+  if (validate_id (id, err) < 0)
+    return -1;
+  cleanup_close int pidfd = syscall (SYS_pidfd_open, pid, 0);
+  if (pidfd < 0)
+    return error_set (err, errno, "container `%s`: process %d", id, (int) pid);
+  uint64_t now_start;
+  if (rt_start_time (pid, &now_start, err) < 0)
+    return error_prefix (err, "container `%s`", id);
+  if (now_start != start_time)
+    return error_setx (err, ESRCH, "container `%s`: pid %d is another process now", id, (int) pid);
+  struct rt_container *c = calloc (1, sizeof *c);
+  if (c == NULL)
+    return error_set (err, ENOMEM, "allocate container");
+  snprintf (c->id, sizeof c->id, "%s", id);
+  c->pid = pid;
+  c->adopted = true;
+  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, NULL, &c->cgroup, err) < 0)
+    {
+      free (c);
+      return error_prefix (err, "container `%s`", id);
+    }
+  if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, id)
+          >= (int) sizeof c->state_path
+      || access (c->state_path, F_OK) < 0)
+    c->state_path[0] = '\0';
+  c->pidfd = steal_fd (&pidfd);
+  *out = c;
+  return 0;
+}
+
+/* An adopted workload's end: its pidfd turns readable; the status is lost. */
+static int
+wait_adopted (struct rt_container *c, bool block, struct error *err)
+{
+  struct pollfd p = { c->pidfd, POLLIN, 0 };
+  int n;
+  do
+    n = poll (&p, 1, block ? -1 : 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return error_set (err, errno, "container `%s`: wait", c->id);
+  if (n == 0)
+    return 1;
+  c->reaped = true;
+  c->exit = (struct rt_exit){ .unknown = true };
+  return 0;
+}
+
+int
 rt_wait (struct rt_container *c, bool block, struct rt_exit *out, struct error *err)
 {
+  if (!c->reaped && c->adopted)
+    {
+      int r = wait_adopted (c, block, err);
+      if (r != 0)
+        return r;
+    }
   if (!c->reaped)
     {
       siginfo_t si = { 0 };

@@ -69,6 +69,10 @@ struct rt_spec
   uint32_t userns_size;
 
   const struct rt_seccomp *seccomp; /* NULL: no filter */
+
+  /* A network namespace to join (an fd above 2, prepared by the caller with
+   * its interfaces), or 0 for a new one with loopback only. Not with userns. */
+  int netns_fd;
 };
 
 struct rt_exit
@@ -76,6 +80,7 @@ struct rt_exit
   int code;        /* exit status when signal == 0 */
   int signal;      /* killing signal, or 0 */
   bool oom_killed; /* the memory limit's OOM killer sent that signal */
+  bool unknown;    /* adopted workload: it ended, but its status went to init */
 };
 
 struct rt_usage
@@ -113,6 +118,15 @@ extern const size_t rt_n_default_caps;
  * most 64 characters, unique among running containers. */
 int rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
               struct rt_container **out, struct error *err);
+
+/* Take over a workload a previous process started (after an agentd
+ * restart): pid must still be the same process, which start_time (from
+ * rt_start_time) proves; its cgroup and state dir are found by id. Such a
+ * workload is not our child: rt_wait reports its end with exit.unknown. */
+int rt_adopt (struct rt_runtime *rt, const char *id, pid_t pid, uint64_t start_time,
+              struct rt_container **out, struct error *err);
+/* The kernel's start time of a process (clock ticks since boot). */
+int rt_start_time (pid_t pid, uint64_t *out, struct error *err);
 
 const char *rt_id (const struct rt_container *c);
 pid_t rt_pid (const struct rt_container *c);

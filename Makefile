@@ -48,7 +48,7 @@ $(BUILD)/libproto.a: $(call obj,$(PROTO_SRC))
 # (page faults on this VM) cost it 3-4 ms of a 9 ms start. ISA-L, which
 # Debian ships only as a shared library, is dlopen'ed by the unpacker; glibc
 # warns that this needs the same glibc at run time, which `make` ensures.
-$(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/libruntime.a $(BUILD)/libcommon.a
+$(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/libruntime.a $(BUILD)/libproto.a $(BUILD)/libcommon.a
 	$(CC) $(CFLAGS) -static -o $@ $^ $(BUILDER_LIBS) $(LIBS) > $@.log 2>&1 || { cat $@.log; rm -f $@ $@.log; exit 1; }
 	@grep -v -e 'requires at runtime the shared libraries' -e ': in function' $@.log >&2 || true
 	@rm -f $@.log
@@ -61,7 +61,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 
 # agentd built with ASan and UBSan (dynamically linked), which the image and
 # pull suites run too: the builder's memory handling under a checker.
-$(BUILD)/agentd-san: $(call sobj,$(AGENTD_SRC) $(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC))
+$(BUILD)/agentd-san: $(call sobj,$(AGENTD_SRC) $(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC))
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(BUILDER_LIBS) $(LIBS)
 
 # Integration tests run the real kernel paths; built without sanitizers so

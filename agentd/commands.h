@@ -2,8 +2,11 @@
 #define AGENTD_COMMANDS_H
 
 #define AGENTD_DEFAULT_ROOT "/var/lib/agentd"
+#define AGENTD_DEFAULT_SOCKET "/run/agentd/agentd.sock"
+#define AGENTD_VERSION "0.4.0"
 
 int cmd_run (int argc, char **argv);
+int cmd_serve (int argc, char **argv);
 int cmd_image (int argc, char **argv);
 int cmd_images (int argc, char **argv);
 int cmd_pull (int argc, char **argv);

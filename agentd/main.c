@@ -10,6 +10,8 @@ usage (FILE *out)
   fputs ("Usage: agentd COMMAND [OPTIONS]\n"
          "\n"
          "Commands:\n"
+         "  serve             the node daemon (the default with no command): deployments over\n"
+         "                    the API socket, for `deploy` and the MCP endpoint\n"
          "  run               start one isolated workload in the foreground (like `crun run`)\n"
          "  pull              pull an image from a registry into the local store\n"
          "  images            list the images in the local store\n"
@@ -24,16 +26,15 @@ int
 main (int argc, char **argv)
 {
   if (argc < 2)
-    {
-      usage (stderr);
-      return 2;
-    }
+    return cmd_serve (argc, argv);
   const char *cmd = argv[1];
   if (strcmp (cmd, "--help") == 0 || strcmp (cmd, "-h") == 0 || strcmp (cmd, "help") == 0)
     {
       usage (stdout);
       return 0;
     }
+  if (strcmp (cmd, "serve") == 0)
+    return cmd_serve (argc - 1, argv + 1);
   if (strcmp (cmd, "run") == 0)
     return cmd_run (argc - 1, argv + 1);
   if (strcmp (cmd, "pull") == 0)

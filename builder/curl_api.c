@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
-#include "dlib.h"
+#include "../common/dlib.h"
 
 static struct curl_api api;
 static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "dlib.h"
+#include "../common/dlib.h"
 
 #define IN_SIZE (256 * 1024)
 #define CHUNK_SIZE (1024 * 1024)

@@ -1,4 +1,4 @@
-/* Shared libraries loaded on first use (ISA-L, libcurl): agentd is linked
+/* Shared libraries loaded on first use (ISA-L, libcurl, libmnl): agentd is linked
  * statically for start time, and Debian ships these only as .so files. */
 #ifndef BUILDER_DLIB_H
 #define BUILDER_DLIB_H

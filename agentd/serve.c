@@ -1,0 +1,383 @@
+/* `agentd serve`: the node daemon. One epoll loop owns every deployment;
+ * workloads outlive the daemon (stop it, crash it: they keep running and
+ * are adopted again at the next start). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/fsutil.h"
+#include "commands.h"
+#include "daemon.h"
+#include "parse.h"
+
+#define TICK_MS 100
+
+static void
+serve_usage (FILE *out)
+{
+  fputs ("Usage: agentd serve [OPTIONS]      (also: agentd with no command)\n"
+         "\n"
+         "Run the node daemon: take deploy requests on a Unix socket, keep workloads\n"
+         "running by their restart policy, forward each service's stable host port to\n"
+         "its current healthy version. Workloads keep running when agentd stops.\n"
+         "\n"
+         "  --root DIR            state root (images, layers, logs)   (default " AGENTD_DEFAULT_ROOT ")\n"
+         "  --socket PATH         API socket, mode 0660               (default " AGENTD_DEFAULT_SOCKET ")\n"
+         "  --allow-uid UID       also accept this uid on the socket (repeatable; root always)\n"
+         "  --socket-group GROUP  the socket's group; its members are accepted too\n"
+         "  --subnet CIDR         workload addresses                  (default 10.88.0.0/16)\n"
+         "  --bridge NAME         the bridge agentd owns              (default agentd0)\n"
+         "  --no-network          workloads get loopback only (no veth, no host port)\n"
+         "  --port-base N         first 127.0.0.1 port for services  (default 20000)\n"
+         "  --metrics ADDR:PORT   serve GET /metrics there (Prometheus text), e.g. 127.0.0.1:9464\n"
+         "  --log-max SIZE        per-deployment log size before rotation (default 8M)\n"
+         "  -h, --help            show this help\n",
+         out);
+}
+
+void
+daemon_defer_free (struct daemon *d, void (*fn) (void *), void *p)
+{
+  struct deferred *x = malloc (sizeof *x);
+  if (x == NULL)
+    return; /* leak rather than free too early */
+  *x = (struct deferred){ fn, p, d->deferred };
+  d->deferred = x;
+}
+
+void
+daemon_run_deferred (struct daemon *d)
+{
+  while (d->deferred)
+    {
+      struct deferred *x = d->deferred;
+      d->deferred = x->next;
+      x->fn (x->p);
+      free (x);
+    }
+}
+
+static int
+listen_unix (struct daemon *d, struct error *err)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  if (strlen (d->socket_path) >= sizeof sa.sun_path)
+    return error_setx (err, ENAMETOOLONG, "socket path `%s` is too long", d->socket_path);
+  strcpy (sa.sun_path, d->socket_path);
+  char dir[PATH_MAX];
+  snprintf (dir, sizeof dir, "%s", d->socket_path);
+  char *slash = strrchr (dir, '/');
+  if (slash && slash != dir)
+    {
+      *slash = '\0';
+      if (mkdir_p (dir, 0755, err) < 0)
+        return -1;
+    }
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return error_set (err, errno, "socket");
+  /* A stale socket from a crash: replace it, unless an agentd answers. */
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0)
+    {
+      close (fd);
+      return error_setx (err, EADDRINUSE, "socket `%s`: another agentd is serving there", d->socket_path);
+    }
+  unlink (d->socket_path);
+  mode_t old = umask (0117);
+  int r = bind (fd, (struct sockaddr *) &sa, sizeof sa);
+  umask (old);
+  if (r < 0 || listen (fd, 128) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return error_set (err, e, "listen on `%s`", d->socket_path);
+    }
+  if (d->has_allow_gid && chown (d->socket_path, 0, d->allow_gid) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return error_set (err, e, "socket `%s`: set group", d->socket_path);
+    }
+  d->listen_fd = fd;
+  d->listen_h.fn = api_accept;
+  return loop_add (&d->loop, fd, EPOLLIN, &d->listen_h, err);
+}
+
+static int
+listen_metrics (struct daemon *d, const char *spec, struct error *err)
+{
+  char host[64];
+  unsigned port;
+  struct sockaddr_in sa = { .sin_family = AF_INET };
+  if (sscanf (spec, "%63[^:]:%u", host, &port) != 2 || port == 0 || port > 65535
+      || inet_pton (AF_INET, host, &sa.sin_addr) != 1)
+    return error_setx (err, EINVAL, "--metrics `%s`: expected ADDR:PORT such as 127.0.0.1:9464", spec);
+  sa.sin_port = htons ((uint16_t) port);
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (fd, 16) < 0)
+    {
+      int e = errno;
+      if (fd >= 0)
+        close (fd);
+      return error_set (err, e, "--metrics: listen on %s", spec);
+    }
+  d->metrics_fd = fd;
+  d->metrics_h.fn = metrics_accept;
+  return loop_add (&d->loop, fd, EPOLLIN, &d->metrics_h, err);
+}
+
+static void
+on_signal (struct loop_handler *h, uint32_t events)
+{
+  (void) events;
+  struct daemon *d = container_of (h, struct daemon, signal_h);
+  struct signalfd_siginfo si;
+  while (read (d->signal_fd, &si, sizeof si) == (ssize_t) sizeof si)
+    {
+      fprintf (stderr, "agentd: %s: stopping; workloads keep running\n", strsignal ((int) si.ssi_signo));
+      d->loop.stop = 1;
+    }
+}
+
+static void
+on_timer (struct loop_handler *h, uint32_t events)
+{
+  (void) events;
+  struct daemon *d = container_of (h, struct daemon, timer_h);
+  uint64_t n;
+  if (read (d->timer_fd, &n, sizeof n) < 0)
+    return;
+  deployments_tick (d, mono_now ());
+}
+
+static int
+keep_addr (void *ctx, uint32_t addr)
+{
+  struct daemon *d = ctx;
+  for (struct deployment *dep = d->deployments; dep; dep = dep->link)
+    if (dep->current && dep->current->net.addr == addr)
+      return 1;
+  return 0;
+}
+
+static bool
+probes_pending (struct daemon *d)
+{
+  for (struct deployment *dep = d->deployments; dep; dep = dep->link)
+    if (dep->next && dep->next->state == INST_STARTING)
+      return true;
+  return false;
+}
+
+static int
+daemon_start (struct daemon *d, struct error *err)
+{
+  char run[PATH_MAX], cache[PATH_MAX], cgparent[64];
+  snprintf (d->state_dir, sizeof d->state_dir, "%s/state", d->root);
+  snprintf (d->log_dir, sizeof d->log_dir, "%s/logs", d->root);
+  snprintf (d->fifo_dir, sizeof d->fifo_dir, "%s/fifo", d->root);
+  snprintf (run, sizeof run, "%s/run", d->root);
+  snprintf (cache, sizeof cache, "%s/cache", d->root);
+  /* One cgroup parent per root, so that daemons side by side (tests) never
+   * meet in the cgroup tree. */
+  unsigned h = 5381;
+  for (const char *p = d->root; *p; p++)
+    h = h * 33 + (unsigned char) *p;
+  snprintf (cgparent, sizeof cgparent, "agentd-%08x", h);
+  if (mkdir_p (d->state_dir, 0700, err) < 0 || mkdir_p (d->log_dir, 0750, err) < 0
+      || mkdir_p (d->fifo_dir, 0700, err) < 0 || mkdir_p (cache, 0700, err) < 0)
+    return -1;
+  if (rt_runtime_new (run, cgparent, &d->rt, err) < 0
+      || rt_seccomp_default (cache, &d->seccomp, err) < 0)
+    return -1;
+  if (d->net_enabled)
+    {
+      d->addr_used = calloc ((size_t) 1 << (32 - d->net.prefix), 1);
+      if (d->addr_used == NULL)
+        return error_set (err, ENOMEM, "address map");
+      if (net_bridge_up (&d->net, err) < 0)
+        return -1;
+    }
+  if (loop_init (&d->loop, err) < 0)
+    return -1;
+
+  sigset_t mask;
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGINT);
+  sigaddset (&mask, SIGTERM);
+  sigaddset (&mask, SIGHUP);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  signal (SIGPIPE, SIG_IGN);
+  d->signal_fd = signalfd (-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  d->signal_h.fn = on_signal;
+  d->timer_fd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  struct itimerspec its = { { 0, TICK_MS * 1000000 }, { 0, TICK_MS * 1000000 } };
+  if (d->signal_fd < 0 || d->timer_fd < 0 || timerfd_settime (d->timer_fd, 0, &its, NULL) < 0)
+    return error_set (err, errno, "signalfd/timerfd");
+  d->timer_h.fn = on_timer;
+  if (pipe2 (d->worker_fd, O_CLOEXEC) < 0)
+    return error_set (err, errno, "worker pipe");
+  fcntl (d->worker_fd[0], F_SETFL, O_NONBLOCK);
+  d->worker_h.fn = worker_results;
+  if (loop_add (&d->loop, d->signal_fd, EPOLLIN, &d->signal_h, err) < 0
+      || loop_add (&d->loop, d->timer_fd, EPOLLIN, &d->timer_h, err) < 0
+      || loop_add (&d->loop, d->worker_fd[0], EPOLLIN, &d->worker_h, err) < 0)
+    return -1;
+
+  d->started_mono = mono_now ();
+  if (state_load (d, err) < 0)
+    fprintf (stderr, "agentd: %s\n", err->msg); /* what loaded keeps running */
+  if (d->net_enabled && net_reconcile (&d->net, keep_addr, d, err) < 0)
+    fprintf (stderr, "agentd: %s\n", err->msg);
+  net_pool_fill (d);
+  return listen_unix (d, err);
+}
+
+static void
+daemon_stop (struct daemon *d)
+{
+  struct error err = { 0 };
+  if (state_save (d, &err) < 0)
+    fprintf (stderr, "agentd: save state: %s\n", err.msg);
+  /* Prepared namespaces no workload took. */
+  for (int i = 0; i < d->pool_n; i++)
+    net_slot_release (&d->pool[i]);
+  d->pool_n = 0;
+  if (d->listen_fd >= 0)
+    unlink (d->socket_path);
+}
+
+int
+cmd_serve (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "root", required_argument, NULL, 'R' },      { "socket", required_argument, NULL, 's' },
+    { "subnet", required_argument, NULL, 'n' },    { "bridge", required_argument, NULL, 'b' },
+    { "no-network", no_argument, NULL, 'N' },      { "port-base", required_argument, NULL, 'p' },
+    { "metrics", required_argument, NULL, 'm' },   { "log-max", required_argument, NULL, 'l' },
+    { "allow-uid", required_argument, NULL, 'u' }, { "socket-group", required_argument, NULL, 'g' },
+    { "help", no_argument, NULL, 'h' },            { 0 },
+  };
+  struct daemon d = { .root = AGENTD_DEFAULT_ROOT, .socket_path = AGENTD_DEFAULT_SOCKET,
+                      .net_enabled = true, .port_base = 20000, .log_max = 8u << 20,
+                      .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .timer_fd = -1 };
+  const char *subnet = "10.88.0.0/16", *metrics = NULL;
+  struct error err = { 0 };
+  int opt;
+  opterr = 0;
+  while ((opt = getopt_long (argc, argv, "h", longopts, NULL)) != -1)
+    {
+      int64_t v;
+      switch (opt)
+        {
+        case 'R': d.root = optarg; break;
+        case 's': d.socket_path = optarg; break;
+        case 'n': subnet = optarg; break;
+        case 'b':
+          if (strlen (optarg) == 0 || strlen (optarg) >= sizeof d.net.bridge)
+            {
+              fprintf (stderr, "agentd serve: --bridge `%s`: 1-15 characters\n", optarg);
+              return 2;
+            }
+          strcpy (d.net.bridge, optarg);
+          break;
+        case 'N': d.net_enabled = false; break;
+        case 'p':
+          if (parse_count (optarg, 65000, &v, &err) < 0)
+            {
+              fprintf (stderr, "agentd serve: --port-base: %s\n", err.msg);
+              return 2;
+            }
+          d.port_base = (uint16_t) v;
+          break;
+        case 'm': metrics = optarg; break;
+        case 'l':
+          if (parse_size (optarg, &v, &err) < 0)
+            {
+              fprintf (stderr, "agentd serve: --log-max: %s\n", err.msg);
+              return 2;
+            }
+          d.log_max = (uint64_t) v;
+          break;
+        case 'u':
+          if (parse_count (optarg, 4294967294LL, &v, &err) < 0 || d.n_allow_uid == 16)
+            {
+              fprintf (stderr, "agentd serve: --allow-uid `%s`: a numeric uid (at most 16)\n", optarg);
+              return 2;
+            }
+          d.allow_uid[d.n_allow_uid++] = (uid_t) v;
+          break;
+        case 'g':
+          {
+            struct group *g = getgrnam (optarg);
+            if (g == NULL)
+              {
+                fprintf (stderr, "agentd serve: --socket-group `%s`: no such group\n", optarg);
+                return 2;
+              }
+            d.allow_gid = g->gr_gid;
+            d.has_allow_gid = true;
+            break;
+          }
+        case 'h': serve_usage (stdout); return 0;
+        default:
+          fprintf (stderr, "agentd serve: unknown or incomplete option `%s` (see `agentd serve --help`)\n",
+                   argv[optind - 1]);
+          return 2;
+        }
+    }
+  if (optind < argc)
+    {
+      fprintf (stderr, "agentd serve: unexpected argument `%s`\n", argv[optind]);
+      return 2;
+    }
+  if (net_config_parse (subnet, &d.net, &err) < 0)
+    {
+      fprintf (stderr, "agentd serve: %s\n", err.msg);
+      return 2;
+    }
+  if (daemon_start (&d, &err) < 0 || (metrics && listen_metrics (&d, metrics, &err) < 0))
+    {
+      fprintf (stderr, "agentd serve: %s\n", err.msg);
+      daemon_stop (&d);
+      return 1;
+    }
+  fprintf (stderr, "agentd: serving on %s (root %s, cgroup %s, network %s)\n", d.socket_path, d.root,
+           rt_runtime_cgroup_version (d.rt) == RT_CGROUP_V2 ? "v2" : "v1",
+           d.net_enabled ? subnet : "off");
+  while (!d.loop.stop)
+    {
+      bool fast = probes_pending (&d);
+      if (loop_run_once (&d.loop, fast ? 1 : -1, &err) < 0)
+        {
+          fprintf (stderr, "agentd: %s\n", err.msg);
+          break;
+        }
+      if (fast)
+        deployments_tick (&d, mono_now ());
+      daemon_run_deferred (&d);
+      if (d.dirty && state_save (&d, &err) < 0)
+        fprintf (stderr, "agentd: save state: %s\n", err.msg);
+      if (d.pool_n < NET_POOL_SIZE)
+        net_pool_fill (&d);
+    }
+  daemon_stop (&d);
+  return 0;
+}

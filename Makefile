@@ -14,6 +14,8 @@ BUILDER_SRC := $(wildcard builder/*.c)
 PROTO_SRC   := $(wildcard proto/*.c)
 AGENTD_SRC  := $(wildcard agentd/*.c)
 AGENTD_LIB  := $(filter-out agentd/main.c,$(AGENTD_SRC))
+DEPLOY_SRC  := $(wildcard deploy/*.c)
+DEPLOY_LIB  := $(filter-out deploy/main.c,$(DEPLOY_SRC))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 HEADERS     := $(wildcard common/*.h runtime/*.h builder/*.h proto/*.h agentd/*.h deploy/*.h tests/unit/*.h)
@@ -25,7 +27,7 @@ sobj = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
 .SECONDARY:
 
 .PHONY: all deps test test-unit test-integration test-v2 bench demo fuzz clean
-all: $(BUILD)/agentd
+all: $(BUILD)/agentd $(BUILD)/deploy
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -53,11 +55,15 @@ $(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/librun
 	@grep -v -e 'requires at runtime the shared libraries' -e ': in function' $@.log >&2 || true
 	@rm -f $@.log
 
+# deploy, the CLI: static too, since its start-up is on every deploy's path.
+$(BUILD)/deploy: $(call obj,$(DEPLOY_SRC)) $(BUILD)/libproto.a $(BUILD)/libcommon.a
+	$(CC) $(CFLAGS) -static -o $@ $^ -lyaml -ljansson
+
 # Unit tests: every module's sources, built with ASan and UBSan.
-UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC) $(AGENTD_LIB))
+UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC) $(AGENTD_LIB) $(DEPLOY_LIB))
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lcmocka -larchive
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lyaml -lcmocka -larchive
 
 # agentd built with ASan and UBSan (dynamically linked), which the image and
 # pull suites run too: the builder's memory handling under a checker.

@@ -13,7 +13,7 @@
 #include "../common/clock.h"
 #include "../common/fsutil.h"
 #include "commands.h"
-#include "parse.h"
+#include "../common/parse.h"
 
 static void
 pull_usage (FILE *out)

@@ -15,7 +15,7 @@
 #include "../builder/image.h"
 #include "../runtime/runtime.h"
 #include "commands.h"
-#include "parse.h"
+#include "../common/parse.h"
 
 #define MAX_LAYERS 128
 #define MAX_ENV 1024

@@ -1,8 +1,10 @@
 #ifndef AGENTD_COMMANDS_H
 #define AGENTD_COMMANDS_H
 
+#include "../proto/proto.h"
+
 #define AGENTD_DEFAULT_ROOT "/var/lib/agentd"
-#define AGENTD_DEFAULT_SOCKET "/run/agentd/agentd.sock"
+#define AGENTD_DEFAULT_SOCKET PROTO_DEFAULT_SOCKET
 #define AGENTD_VERSION "0.4.0"
 
 int cmd_run (int argc, char **argv);

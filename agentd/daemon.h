@@ -120,6 +120,7 @@ struct daemon
   bool net_enabled;
   struct net_slot pool[NET_POOL_SIZE];
   int pool_n;
+  double pool_retry_at;
   uint8_t *addr_used; /* one byte per address of the subnet */
   uint16_t port_base;
   uint64_t log_max;

@@ -156,6 +156,8 @@ addr_give_back (struct daemon *d, uint32_t a)
 void
 net_pool_fill (struct daemon *d)
 {
+  if (mono_now () < d->pool_retry_at)
+    return;
   while (d->net_enabled && d->pool_n < NET_POOL_SIZE)
     {
       uint32_t a = addr_take (d);
@@ -164,8 +166,9 @@ net_pool_fill (struct daemon *d)
         return;
       if (net_slot_prepare (&d->net, a, &d->pool[d->pool_n], &err) < 0)
         {
-          fprintf (stderr, "agentd: %s\n", err.msg);
+          fprintf (stderr, "agentd: %s (retrying in 5 s)\n", err.msg);
           addr_give_back (d, a);
+          d->pool_retry_at = mono_now () + 5;
           return;
         }
       d->pool_n++;
@@ -176,7 +179,10 @@ static int
 net_slot_take (struct daemon *d, struct net_slot *out, struct error *err)
 {
   if (d->pool_n == 0)
-    net_pool_fill (d);
+    {
+      d->pool_retry_at = 0;
+      net_pool_fill (d);
+    }
   if (d->pool_n == 0)
     return error_setx (err, EADDRNOTAVAIL, "no network namespace available (subnet full or network set-up failing)");
   *out = d->pool[--d->pool_n];
@@ -1026,6 +1032,7 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
 
   if (deployment_listen (d, dep, err) < 0)
     goto fail;
+  progress (dep, "accepted", "deploy accepted", 0, 0);
   /* In the store already, or pulled first (in a worker thread). */
   struct store *s = NULL;
   struct image_rootfs probe = { 0 };

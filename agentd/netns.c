@@ -37,7 +37,6 @@ static struct
   void (*attr_put_strz) (struct nlmsghdr *, uint16_t, const char *);
   struct nlattr *(*nest_start) (struct nlmsghdr *, uint16_t);
   void (*nest_end) (struct nlmsghdr *, struct nlattr *);
-  int (*cb_run) (const void *, size_t, unsigned int, unsigned int, mnl_cb_t, void *);
 } mnl;
 static pthread_once_t mnl_once = PTHREAD_ONCE_INIT;
 static char mnl_error[256];
@@ -60,7 +59,6 @@ mnl_load (void)
     { "mnl_attr_put_strz", (void **) &mnl.attr_put_strz },
     { "mnl_attr_nest_start", (void **) &mnl.nest_start },
     { "mnl_attr_nest_end", (void **) &mnl.nest_end },
-    { "mnl_cb_run", (void **) &mnl.cb_run },
   };
   mnl_ok = dl_load ("libmnl.so.0", "libmnl0", syms, sizeof syms / sizeof syms[0], mnl_error,
                     sizeof mnl_error) == 0;
@@ -81,13 +79,12 @@ nl_open (struct nl *nl, struct error *err)
     return error_setx (err, ENOSYS, "rtnetlink: %s", mnl_error);
   nl->s = mnl.open (NETLINK_ROUTE);
   if (nl->s == NULL)
-    return error_set (err, errno, "rtnetlink socket");
+    return error_setx (err, EIO, "rtnetlink: cannot open a socket");
   if (mnl.bind (nl->s, 0, MNL_SOCKET_AUTOPID) < 0)
     {
-      int e = errno;
       mnl.close (nl->s);
       nl->s = NULL;
-      return error_set (err, e, "rtnetlink bind");
+      return error_setx (err, EIO, "rtnetlink: cannot bind");
     }
   nl->portid = mnl.portid (nl->s);
   nl->seq = (unsigned int) time (NULL);
@@ -112,22 +109,31 @@ nl_msg (struct nl *nl, uint16_t type, uint16_t flags)
   return h;
 }
 
-/* Send h and wait for its acknowledgement; the kernel's errno on failure. */
+/* Send h and wait for its acknowledgement; the kernel's errno on failure.
+ * The ack is read here, not through mnl_cb_run: a library dlopen'ed into a
+ * static binary has its own libc, so its errno is not ours. */
 static int
 nl_talk (struct nl *nl, struct nlmsghdr *h, const char *what, struct error *err)
 {
+  unsigned seq = h->nlmsg_seq;
   if (mnl.sendto (nl->s, h, h->nlmsg_len) < 0)
-    return error_set (err, errno, "rtnetlink: %s", what);
+    return error_setx (err, EIO, "rtnetlink: %s: send failed", what);
   for (;;)
     {
       ssize_t n = mnl.recvfrom (nl->s, nl->buf, sizeof nl->buf);
       if (n < 0)
-        return error_set (err, errno, "rtnetlink: %s", what);
-      int r = mnl.cb_run (nl->buf, (size_t) n, h->nlmsg_seq, nl->portid, NULL, NULL);
-      if (r == MNL_CB_STOP)
-        return 0;
-      if (r < 0)
-        return error_set (err, errno, "rtnetlink: %s", what);
+        return error_setx (err, EIO, "rtnetlink: %s: receive failed", what);
+      size_t left = (size_t) n;
+      for (struct nlmsghdr *r = (struct nlmsghdr *) nl->buf; NLMSG_OK (r, left);
+           r = NLMSG_NEXT (r, left))
+        {
+          if (r->nlmsg_seq != seq || r->nlmsg_type != NLMSG_ERROR)
+            continue;
+          const struct nlmsgerr *e = NLMSG_DATA (r);
+          if (e->error == 0)
+            return 0;
+          return error_set (err, -e->error, "rtnetlink: %s", what);
+        }
     }
 }
 
@@ -272,12 +278,11 @@ struct prepare_job
   int ret;
 };
 
+/* The host end is created up, on the bridge; the peer is born in the
+ * namespace as eth0. */
 static int
-create_veth (struct nl *host, const struct net_config *c, struct net_slot *s, struct error *err)
+create_veth (struct nl *host, int bridge, struct net_slot *s, struct error *err)
 {
-  int bridge = (int) if_nametoindex (c->bridge);
-  if (bridge == 0)
-    return error_set (err, errno, "bridge `%s`", c->bridge);
   struct nlmsghdr *h = nl_msg (host, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   put_ifinfo (h, 0, IFF_UP);
   mnl.attr_put_strz (h, IFLA_IFNAME, s->veth);
@@ -294,12 +299,7 @@ create_veth (struct nl *host, const struct net_config *c, struct net_slot *s, st
   mnl.nest_end (h, info);
   char what[64];
   snprintf (what, sizeof what, "create veth %s", s->veth);
-  if (nl_talk (host, h, what, err) < 0)
-    return -1;
-  int index = (int) if_nametoindex (s->veth);
-  if (index == 0)
-    return error_set (err, errno, "veth `%s`", s->veth);
-  return link_up (host, index, s->veth, err);
+  return nl_talk (host, h, what, err);
 }
 
 /* Runs in its own thread: unshare(CLONE_NEWNET) changes only the calling
@@ -311,6 +311,13 @@ prepare_thread (void *arg)
   struct net_slot *s = j->slot;
   struct nl host = { 0 }, ns = { 0 };
   j->ret = -1;
+  /* Names are looked up in the thread's namespace: the bridge's first. */
+  int bridge = (int) if_nametoindex (j->c->bridge);
+  if (bridge == 0)
+    {
+      error_set (j->err, errno, "bridge `%s`", j->c->bridge);
+      return NULL;
+    }
   if (nl_open (&host, j->err) < 0)
     return NULL;
   if (unshare (CLONE_NEWNET) < 0)
@@ -325,7 +332,7 @@ prepare_thread (void *arg)
       goto out;
     }
   if (nl_open (&ns, j->err) < 0 || link_up (&ns, 1, "lo", j->err) < 0
-      || create_veth (&host, j->c, s, j->err) < 0)
+      || create_veth (&host, bridge, s, j->err) < 0)
     goto out;
   int eth0 = (int) if_nametoindex ("eth0"); /* this thread is in the namespace */
   if (eth0 == 0)

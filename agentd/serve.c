@@ -23,7 +23,7 @@
 #include "../common/fsutil.h"
 #include "commands.h"
 #include "daemon.h"
-#include "parse.h"
+#include "../common/parse.h"
 
 #define TICK_MS 100
 

@@ -21,6 +21,9 @@
 #define PROTO_HEADER_SIZE 16
 #define PROTO_MAX_PAYLOAD (1u << 20)
 
+/* Where agentd serves its API unless told otherwise. */
+#define PROTO_DEFAULT_SOCKET "/run/agentd/agentd.sock"
+
 /* Header flags. */
 #define PROTO_F_REPLY 0x0001 /* an answer to the request with the same id */
 #define PROTO_F_MORE 0x0002  /* more frames follow for this request */

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "../../agentd/parse.h"
+#include "../../common/parse.h"
 
 static void
 test_sizes (void **s)

@@ -112,3 +112,25 @@ parse_user (const char *s, uid_t *uid, gid_t *gid, struct error *err)
   *gid = (gid_t) g;
   return 0;
 }
+
+int
+parse_duration (const char *s, uint64_t *out, struct error *err)
+{
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull (s, &end, 10);
+  uint64_t unit = 1;
+  if (end != s && end[0] && end[1] == '\0')
+    switch (end[0])
+      {
+      case 's': unit = 1; end++; break;
+      case 'm': unit = 60; end++; break;
+      case 'h': unit = 3600; end++; break;
+      case 'd': unit = 86400; end++; break;
+      }
+  if (end == s || *end || errno || !isdigit ((unsigned char) s[0]) || v == 0
+      || v > 366ULL * 86400 / unit)
+    return error_setx (err, EINVAL, "duration `%s`: expected e.g. 90s, 30m, 2h or 7d (at most a year)", s);
+  *out = (uint64_t) v * unit;
+  return 0;
+}

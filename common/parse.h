@@ -1,6 +1,6 @@
-/* Parsers for agentd's command-line values; each names what was wrong. */
-#ifndef AGENTD_PARSE_H
-#define AGENTD_PARSE_H
+/* Parsers for command-line and config values; each names what was wrong. */
+#ifndef COMMON_PARSE_H
+#define COMMON_PARSE_H
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -13,6 +13,8 @@ int parse_size (const char *s, int64_t *out, struct error *err);
 int parse_cpus (const char *s, int64_t *out, struct error *err);
 /* A positive decimal integer no larger than max. */
 int parse_count (const char *s, int64_t max, int64_t *out, struct error *err);
+/* "30s", "15m", "2h", "7d" or plain seconds; at most a year. */
+int parse_duration (const char *s, uint64_t *out, struct error *err);
 /* "UID" or "UID:GID", numeric; gid defaults to uid. */
 int parse_user (const char *s, uid_t *uid, gid_t *gid, struct error *err);
 

@@ -1,0 +1,91 @@
+#include "client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+const char *
+client_socket_path (const char *given)
+{
+  if (given && given[0])
+    return given;
+  const char *env = getenv ("AGENTD_SOCKET");
+  return env && env[0] ? env : PROTO_DEFAULT_SOCKET;
+}
+
+int
+client_connect (struct client *c, const char *path, struct error *err)
+{
+  memset (c, 0, sizeof *c);
+  c->path = path;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  if (strlen (path) >= sizeof sa.sun_path)
+    return error_setx (err, ENAMETOOLONG, "socket path `%s` is too long", path);
+  strcpy (sa.sun_path, path);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return error_set (err, errno, "socket");
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return error_set (err, e, "cannot reach agentd at `%s` (is `agentd serve` running? --socket or AGENTD_SOCKET)", path);
+    }
+  proto_conn_init (&c->conn, fd);
+  c->next_id = 1;
+  return 0;
+}
+
+void
+client_close (struct client *c)
+{
+  if (c->conn.fd >= 0)
+    close (c->conn.fd);
+  c->conn.fd = -1;
+  proto_conn_free (&c->conn);
+}
+
+int
+client_send (struct client *c, uint8_t type, const void *msg, uint32_t *id, struct error *err)
+{
+  struct proto_buf b = { 0 };
+  *id = c->next_id++;
+  int r = proto_encode (type, msg, &b, err);
+  if (r == 0)
+    r = proto_conn_queue (&c->conn, type, 0, *id, &b, err);
+  proto_buf_free (&b);
+  if (r == 0 && proto_conn_flush (&c->conn, err) < 0)
+    r = error_prefix (err, "send to agentd");
+  return r;
+}
+
+int
+client_recv (struct client *c, uint32_t id, uint8_t *type, union client_reply *msg, bool *more,
+             struct error *err)
+{
+  for (;;)
+    {
+      struct proto_frame f;
+      int r = proto_conn_recv (&c->conn, &f, err);
+      if (r < 0)
+        return error_prefix (err, "agentd");
+      if (r == 0)
+        return error_setx (err, ECONNRESET, "agentd closed the connection");
+      if (f.h.request_id != id && f.h.request_id != 0)
+        continue; /* not ours */
+      if (proto_decode (f.h.type, f.payload, f.h.length, msg, err) < 0)
+        return error_prefix (err, "agentd's reply");
+      *type = f.h.type;
+      *more = (f.h.flags & PROTO_F_MORE) != 0;
+      if (f.h.type == MSG_ERROR)
+        {
+          error_setx (err, (int) msg->error.code, "%s", msg->error.message ? msg->error.message : "error");
+          proto_msg_clear (MSG_ERROR, msg);
+          return -1;
+        }
+      return 0;
+    }
+}

@@ -35,8 +35,8 @@ client_free (void *p)
   free (cl);
 }
 
-static void
-client_close (struct client *cl)
+void
+client_drop (struct client *cl)
 {
   struct daemon *d = cl->d;
   if (cl->conn.fd < 0)
@@ -63,7 +63,7 @@ client_flush (struct client *cl)
   int r = proto_conn_flush (&cl->conn, &err);
   if (r < 0 || (r == 0 && cl->closing))
     {
-      client_close (cl);
+      client_drop (cl);
       return;
     }
   loop_mod (&cl->d->loop, cl->conn.fd, EPOLLIN | (r == 1 ? EPOLLOUT : 0), &cl->h);
@@ -87,7 +87,7 @@ client_reply (struct client *cl, uint8_t type, uint16_t flags, uint32_t reqid, c
     }
   if (cl->conn.out.len - cl->conn.out_pos > CLIENT_OUT_MAX)
     {
-      client_close (cl);
+      client_drop (cl);
       return -1;
     }
   client_flush (cl);
@@ -410,7 +410,7 @@ on_client (struct loop_handler *h, uint32_t events)
       return;
     }
   if (r <= 0)
-    client_close (cl);
+    client_drop (cl);
 }
 
 static bool
@@ -448,7 +448,7 @@ api_accept (struct loop_handler *h, uint32_t events)
       struct error err = { 0 };
       if (loop_add (&d->loop, fd, EPOLLIN, &cl->h, &err) < 0)
         {
-          client_close (cl);
+          client_drop (cl);
           continue;
         }
       struct ucred cr;

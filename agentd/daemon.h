@@ -122,6 +122,7 @@ struct daemon
   int pool_n;
   double pool_retry_at;
   uint8_t *addr_used; /* one byte per address of the subnet */
+  uint32_t addr_cursor;
   uint16_t port_base;
   uint64_t log_max;
   uid_t allow_uid[16];
@@ -163,6 +164,7 @@ struct deployment *deployment_find (struct daemon *d, const char *project, const
                                     const char *service);
 int deployment_remove (struct daemon *d, struct deployment *dep, struct error *err);
 void deployments_tick (struct daemon *d, double now);
+void deployments_free_all (struct daemon *d);
 struct info_buf
 {
   char addr[32], url[64];
@@ -197,6 +199,8 @@ int client_error (struct client *cl, uint32_t reqid, uint64_t code, const char *
 void client_log_line (struct daemon *d, struct deployment *dep, uint64_t ts, enum log_stream s,
                       const char *text, size_t len);
 void clients_forget_deployment (struct daemon *d, struct deployment *dep);
+/* Close the connection (freed after the current batch). */
+void client_drop (struct client *cl);
 
 /* state.c */
 int state_save (struct daemon *d, struct error *err);

@@ -131,16 +131,23 @@ environment_drop_if_empty (struct daemon *d, struct environment *e)
 
 /* ---- addresses and the namespace pool ------------------------------------ */
 
+/* Next fit: an address is reused as late as possible, so that peers'
+ * caches of its old holder have long expired. */
 static uint32_t
 addr_take (struct daemon *d)
 {
   uint32_t first = net_first_host (&d->net), last = net_last_host (&d->net);
-  for (uint32_t a = first; a <= last; a++)
-    if (!d->addr_used[a - d->net.subnet])
-      {
-        d->addr_used[a - d->net.subnet] = 1;
-        return a;
-      }
+  uint32_t span = last - first + 1;
+  for (uint32_t i = 0; i < span; i++)
+    {
+      uint32_t a = first + (d->addr_cursor + i) % span;
+      if (!d->addr_used[a - d->net.subnet])
+        {
+          d->addr_used[a - d->net.subnet] = 1;
+          d->addr_cursor = a - first + 1;
+          return a;
+        }
+    }
   return 0;
 }
 
@@ -352,8 +359,10 @@ instance_start (struct daemon *d, struct instance *in, struct error *err)
       error_set (err, ENOMEM, "command line");
       goto out;
     }
-  memcpy (argv, c->entrypoint, ne * sizeof *argv);
-  memcpy (argv + ne, tail, nc * sizeof *argv);
+  if (ne)
+    memcpy (argv, c->entrypoint, ne * sizeof *argv);
+  if (nc)
+    memcpy (argv + ne, tail, nc * sizeof *argv);
   /* The image's variables, then the deploy's (which win). */
   size_t n = 0;
   for (size_t i = 0; i < nenv + ngiven; i++)
@@ -888,6 +897,45 @@ strv_free (char **v)
   free (v);
 }
 
+static void deployment_free (void *p);
+
+/* agentd stops: forget every deployment, leaving the workloads running. */
+void
+deployments_free_all (struct daemon *d)
+{
+  while (d->deployments)
+    {
+      struct deployment *dep = d->deployments;
+      d->deployments = dep->link;
+      struct instance *all[2 + sizeof dep->draining / sizeof dep->draining[0]] = { dep->current, dep->next };
+      memcpy (all + 2, dep->draining, sizeof dep->draining);
+      for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i])
+          {
+            if (all[i]->c)
+              rt_forget (all[i]->c);
+            log_pipe_close (&all[i]->out, false);
+            log_pipe_close (&all[i]->err, false);
+            if (all[i]->net.netns_fd >= 0)
+              close (all[i]->net.netns_fd);
+            free (all[i]);
+          }
+      if (dep->listen_fd >= 0)
+        close (dep->listen_fd);
+      log_file_close (&dep->log);
+      free (dep->waiter);
+      deployment_free (dep);
+    }
+  while (d->envs)
+    {
+      struct environment *e = d->envs;
+      d->envs = e->link;
+      free (e->project);
+      free (e->env);
+      free (e);
+    }
+}
+
 static void
 deployment_free (void *p)
 {
@@ -1186,6 +1234,9 @@ deployments_tick (struct daemon *d, double now)
           tick_instance (d, dep, dep->draining[i], now);
       if (dep->restart_at && now >= dep->restart_at)
         deployment_restart_now (d, dep);
+      struct error ignored;
+      if (dep->port && dep->listen_fd < 0)
+        deployment_listen (d, dep, &ignored);
     }
 }
 

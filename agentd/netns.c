@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
@@ -278,6 +279,20 @@ struct prepare_job
   int ret;
 };
 
+/* A neighbour entry left from the address's previous holder would send
+ * the first packets to a MAC that no longer exists. */
+static void
+forget_neighbour (struct nl *host, int bridge, uint32_t addr)
+{
+  struct nlmsghdr *h = nl_msg (host, RTM_DELNEIGH, 0);
+  struct ndmsg *nd = mnl.put_extra (h, sizeof *nd);
+  nd->ndm_family = AF_INET;
+  nd->ndm_ifindex = bridge;
+  mnl.attr_put_u32 (h, NDA_DST, htonl (addr));
+  struct error ignored;
+  nl_talk (host, h, "forget neighbour", &ignored); /* ENOENT is the usual answer */
+}
+
 /* The host end is created up, on the bridge; the peer is born in the
  * namespace as eth0. */
 static int
@@ -320,6 +335,7 @@ prepare_thread (void *arg)
     }
   if (nl_open (&host, j->err) < 0)
     return NULL;
+  forget_neighbour (&host, bridge, s->addr);
   if (unshare (CLONE_NEWNET) < 0)
     {
       error_set (j->err, errno, "new network namespace");

@@ -261,7 +261,27 @@ daemon_stop (struct daemon *d)
     net_slot_release (&d->pool[i]);
   d->pool_n = 0;
   if (d->listen_fd >= 0)
-    unlink (d->socket_path);
+    {
+      close (d->listen_fd);
+      unlink (d->socket_path);
+    }
+  while (d->clients)
+    client_drop (d->clients);
+  daemon_run_deferred (d);
+  deployments_free_all (d);
+  free (d->addr_used);
+  if (d->seccomp)
+    rt_seccomp_free (d->seccomp);
+  if (d->rt)
+    rt_runtime_free (d->rt);
+  for (int i = 0; i < 2; i++)
+    if (d->worker_fd[i] >= 0)
+      close (d->worker_fd[i]);
+  int fds[] = { d->signal_fd, d->timer_fd, d->metrics_fd };
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    if (fds[i] >= 0)
+      close (fds[i]);
+  loop_free (&d->loop);
 }
 
 int
@@ -277,7 +297,8 @@ cmd_serve (int argc, char **argv)
   };
   struct daemon d = { .root = AGENTD_DEFAULT_ROOT, .socket_path = AGENTD_DEFAULT_SOCKET,
                       .net_enabled = true, .port_base = 20000, .log_max = 8u << 20,
-                      .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .timer_fd = -1 };
+                      .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .timer_fd = -1,
+                      .worker_fd = { -1, -1 }, .loop.epfd = -1 };
   const char *subnet = "10.88.0.0/16", *metrics = NULL;
   struct error err = { 0 };
   int opt;

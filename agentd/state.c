@@ -169,9 +169,11 @@ load_deployment (struct daemon *d, json_t *o, struct error *err)
   dep->link = d->deployments;
   d->deployments = dep;
   environment_get (d, project, env, true);
-  if (log_file_open (&dep->log, d->log_dir, dep->id, d->log_max, err) < 0
-      || deployment_listen (d, dep, err) < 0)
+  if (log_file_open (&dep->log, d->log_dir, dep->id, d->log_max, err) < 0)
     return -1;
+  struct error lerr = { 0 };
+  if (deployment_listen (d, dep, &lerr) < 0)
+    fprintf (stderr, "agentd: %s: %s (retrying)\n", dep->id, lerr.msg);
 
   json_int_t version, pid, start, addr;
   json_t *in = json_object_get (o, "instance");

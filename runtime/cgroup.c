@@ -294,20 +294,32 @@ remove_cgroup_dir (const char *path, struct error *err)
   return error_set (err, errno, "remove cgroup `%s`", path);
 }
 
-int
-cgroup_destroy (struct cgroup *cg, struct error *err)
+static void
+cgroup_close_fds (struct cgroup *cg)
 {
-  int ret = 0;
   for (int i = 0; i < CGS_N; i++)
     if (cg->stat_fd[i] >= 0)
       close (cg->stat_fd[i]);
   for (int i = 0; i < CG1_N; i++)
-    {
-      if (cg->dirfd[i] >= 0)
-        close (cg->dirfd[i]);
-      if (cg->path[i][0] && cg->same_as[i] == i && remove_cgroup_dir (cg->path[i], err) < 0)
-        ret = -1;
-    }
+    if (cg->dirfd[i] >= 0)
+      close (cg->dirfd[i]);
+}
+
+void
+cgroup_forget (struct cgroup *cg)
+{
+  cgroup_close_fds (cg);
+  free (cg);
+}
+
+int
+cgroup_destroy (struct cgroup *cg, struct error *err)
+{
+  int ret = 0;
+  cgroup_close_fds (cg);
+  for (int i = 0; i < CG1_N; i++)
+    if (cg->path[i][0] && cg->same_as[i] == i && remove_cgroup_dir (cg->path[i], err) < 0)
+      ret = -1;
   free (cg);
   return ret;
 }

@@ -61,6 +61,8 @@ int cgroup_attach (struct cgroup *cg, pid_t pid, struct error *err);
 int cgroup_kill_all (struct cgroup *cg, struct error *err);
 int cgroup_oom_kills (struct cgroup *cg, uint64_t *out, struct error *err);
 int cgroup_usage (struct cgroup *cg, struct rt_usage *out, struct error *err);
+/* Close and free cg, leaving the directories (and what runs there). */
+void cgroup_forget (struct cgroup *cg);
 /* Remove the directories (waiting for dying processes to leave); frees cg. */
 int cgroup_destroy (struct cgroup *cg, struct error *err);
 

@@ -732,6 +732,15 @@ rt_usage (struct rt_container *c, struct rt_usage *out, struct error *err)
   return 0;
 }
 
+void
+rt_forget (struct rt_container *c)
+{
+  cgroup_forget (c->cgroup);
+  if (c->pidfd >= 0)
+    close (c->pidfd);
+  free (c);
+}
+
 int
 rt_destroy (struct rt_container *c, struct error *err)
 {

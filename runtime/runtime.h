@@ -140,6 +140,9 @@ int rt_signal (struct rt_container *c, int sig, struct error *err);
 /* SIGKILL every process in the container's cgroup. */
 int rt_kill_all (struct rt_container *c, struct error *err);
 int rt_usage (struct rt_container *c, struct rt_usage *out, struct error *err);
+/* Let go of the handle only: the workload keeps running (a daemon that
+ * stops, to adopt it again later). */
+void rt_forget (struct rt_container *c);
 /* Kill what is left, reap, remove the cgroup and state directory; frees c
  * even when it reports an error. */
 int rt_destroy (struct rt_container *c, struct error *err);

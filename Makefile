@@ -82,6 +82,10 @@ $(BUILD)/tests/probe: tests/fixtures/probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -Werror -static -o $@ $<
 
+$(BUILD)/tests/frame_send: tests/fixtures/frame_send.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
 $(BUILD)/tests/fake_http: tests/fixtures/fake_http.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
@@ -89,13 +93,13 @@ $(BUILD)/tests/fake_http: tests/fixtures/fake_http.c
 deps:
 	@tests/deps.sh
 
-test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/agentd-san
+test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san
 	@BUILD=$(BUILD) tests/run.sh
 
 test-unit: $(UNIT_TESTS)
 	@BUILD=$(BUILD) tests/run.sh unit
 
-test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/agentd-san
+test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san
 	@BUILD=$(BUILD) tests/run.sh integration
 
 test-v2: all $(INTEG_TESTS) $(BUILD)/tests/probe

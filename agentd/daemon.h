@@ -35,12 +35,25 @@ enum instance_state
 struct deployment;
 struct client;
 
+/* What a deploy asks for: the spec of one version. */
+struct dspec
+{
+  char *image;
+  char **argv, **envv;
+  uint16_t port;
+  uint64_t memory, cpu_millis, pids;
+  enum restart_policy restart;
+  bool insecure_registry;
+  uint64_t health_timeout_s;
+};
+
 /* One started version of a deployment. */
 struct instance
 {
   struct deployment *dep;
+  uint16_t port; /* its spec's port, probed for health */
   uint64_t version;
-  char id[80]; /* container id: <deployment id>-<version> */
+  char id[80]; /* container id: <deployment id>-<version>-<nonce>, at most 64 */
   enum instance_state state;
   struct rt_container *c;
   pid_t pid;
@@ -72,15 +85,11 @@ struct pending
 
 struct deployment
 {
-  char id[72]; /* <project>.<env>.<service>, each [a-z0-9-] */
+  char id[72]; /* <project>.<env>.<service>, each 1-15 of [a-z0-9-_] */
   char *project, *env, *service;
-  /* The spec. */
-  char *image;
-  char **argv, **envv;
-  uint16_t port;
-  uint64_t memory, cpu_millis, pids;
-  enum restart_policy restart;
-  bool insecure_registry;
+  struct dspec spec;      /* of the serving version (restarts use it) */
+  struct dspec next_spec; /* of the version being deployed, until it is healthy */
+  bool has_next_spec;
 
   uint64_t next_version;
   uint16_t host_port; /* the stable 127.0.0.1 endpoint, 0: none */
@@ -174,15 +183,16 @@ void deployment_info (const struct deployment *dep, struct info_buf *b,
 void deployment_log (struct deployment *dep, enum log_stream s, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 const char *restart_policy_name (enum restart_policy p);
-int instance_adopt (struct daemon *d, struct deployment *dep, uint64_t version, pid_t pid,
-                    uint64_t start_time, uint32_t addr, struct error *err);
+int instance_adopt (struct daemon *d, struct deployment *dep, const char *id, uint64_t version,
+                    pid_t pid, uint64_t start_time, uint32_t addr, struct error *err);
 void deployment_restart_now (struct daemon *d, struct deployment *dep);
 void net_pool_fill (struct daemon *d);
 void worker_results (struct loop_handler *h, uint32_t events);
 struct environment *environment_get (struct daemon *d, const char *project, const char *env,
                                      bool create);
 void environment_drop_if_empty (struct daemon *d, struct environment *e);
-int deployment_listen (struct daemon *d, struct deployment *dep, struct error *err);
+int deployment_listen (struct daemon *d, struct deployment *dep, uint16_t port, struct error *err);
+void dspec_clear (struct dspec *sp);
 
 /* forward.c: the stable host endpoint, spliced to the current version. */
 void forward_accept (struct loop_handler *h, uint32_t events);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,7 +23,7 @@
 #include "commands.h"
 #include "daemon.h"
 
-#define HEALTH_TIMEOUT_S 30.0
+#define HEALTH_TIMEOUT_S 30
 #define PROBE_INTERVAL_S 0.002
 #define DRAIN_TIMEOUT_S 10.0
 #define KILL_GRACE_S 5.0
@@ -69,8 +70,8 @@ static int
 check_name (const char *what, const char *s, struct error *err)
 {
   size_t n = s ? strlen (s) : 0;
-  if (n == 0 || n > 20 || strspn (s, "abcdefghijklmnopqrstuvwxyz0123456789-_") != n || s[0] == '-')
-    return error_setx (err, EINVAL, "%s `%s`: use 1-20 of [a-z0-9-_], not starting with '-'", what,
+  if (n == 0 || n > 15 || strspn (s, "abcdefghijklmnopqrstuvwxyz0123456789-_") != n || s[0] == '-')
+    return error_setx (err, EINVAL, "%s `%s`: use 1-15 of [a-z0-9-_], not starting with '-'", what,
                        s ? s : "");
   return 0;
 }
@@ -270,15 +271,24 @@ instance_pipes_open (struct daemon *d, struct instance *in, int *wfd_out, int *w
   return 0;
 }
 
+/* id NULL: a new one, <deployment>-<version>-<random>, so that a cgroup
+ * left by an earlier agentd on the same root never collides. */
 static struct instance *
-instance_new (struct deployment *dep, uint64_t version)
+instance_new (struct deployment *dep, uint64_t version, const char *id)
 {
   struct instance *in = calloc (1, sizeof *in);
   if (in == NULL)
     return NULL;
   in->dep = dep;
   in->version = version;
-  snprintf (in->id, sizeof in->id, "%s-%llu", dep->id, (unsigned long long) version);
+  unsigned short nonce = 0;
+  if (getrandom (&nonce, sizeof nonce, 0) < 0)
+    nonce = (unsigned short) (mono_now () * 1e6);
+  if (id)
+    snprintf (in->id, sizeof in->id, "%s", id);
+  else
+    snprintf (in->id, sizeof in->id, "%s-%llu-%04x", dep->id, (unsigned long long) version,
+              nonce);
   in->probe_fd = -1;
   in->out.fd = in->err.fd = -1;
   in->net.netns_fd = -1;
@@ -321,9 +331,8 @@ instance_release (struct daemon *d, struct instance *in)
 }
 
 static int
-instance_start (struct daemon *d, struct instance *in, struct error *err)
+instance_start (struct daemon *d, struct instance *in, const struct dspec *sp, struct error *err)
 {
-  struct deployment *dep = in->dep;
   struct store *s = NULL;
   struct image_rootfs img = { 0 };
   cleanup_free char **argv = NULL;
@@ -333,25 +342,25 @@ instance_start (struct daemon *d, struct instance *in, struct error *err)
 
   if (store_open (d->root, &s, err) < 0)
     return -1;
-  if (image_rootfs (s, dep->image, &img, err) < 0)
+  if (image_rootfs (s, sp->image, &img, err) < 0)
     goto out;
   const struct image_config *c = &img.config;
   /* The command: Entrypoint, then the deploy's argv or the image's Cmd. */
   size_t ne = 0, nc = 0, nenv = 0, ngiven = 0;
   while (c->entrypoint && c->entrypoint[ne])
     ne++;
-  char **tail = dep->argv && dep->argv[0] ? dep->argv : c->cmd;
+  char **tail = sp->argv && sp->argv[0] ? sp->argv : c->cmd;
   while (tail && tail[nc])
     nc++;
   if (ne + nc == 0)
     {
-      error_setx (err, EINVAL, "image `%s` has no Entrypoint or Cmd: give a command", dep->image);
+      error_setx (err, EINVAL, "image `%s` has no Entrypoint or Cmd: give a command", sp->image);
       goto out;
     }
   argv = calloc (ne + nc + 1, sizeof *argv);
   while (c->env && c->env[nenv])
     nenv++;
-  while (dep->envv && dep->envv[ngiven])
+  while (sp->envv && sp->envv[ngiven])
     ngiven++;
   envp = calloc (nenv + ngiven + 3, sizeof *envp);
   if (argv == NULL || envp == NULL)
@@ -367,7 +376,7 @@ instance_start (struct daemon *d, struct instance *in, struct error *err)
   size_t n = 0;
   for (size_t i = 0; i < nenv + ngiven; i++)
     {
-      char *kv = i < nenv ? c->env[i] : dep->envv[i - nenv];
+      char *kv = i < nenv ? c->env[i] : sp->envv[i - nenv];
       char *eq = strchr (kv, '=');
       if (eq == NULL)
         continue;
@@ -391,11 +400,11 @@ instance_start (struct daemon *d, struct instance *in, struct error *err)
     .argv = argv,
     .envp = envp,
     .cwd = c->workdir,
-    .memory_max = (int64_t) dep->memory,
-    .cpu_millis = (int64_t) dep->cpu_millis,
-    .pids_max = (int64_t) dep->pids,
+    .memory_max = (int64_t) sp->memory,
+    .cpu_millis = (int64_t) sp->cpu_millis,
+    .pids_max = (int64_t) sp->pids,
     .seccomp = d->seccomp,
-    .hostname = dep->service,
+    .hostname = in->dep->service,
   };
   if (c->user && image_lookup_user (&img, c->user, &spec.uid, &spec.gid, err) < 0)
     goto out;
@@ -422,6 +431,7 @@ instance_start (struct daemon *d, struct instance *in, struct error *err)
   close (in->net.netns_fd);
   in->net.netns_fd = -1;
   in->started_mono = mono_now ();
+  in->port = sp->port;
   in->state = INST_STARTING;
   ret = 0;
 out:
@@ -465,6 +475,13 @@ instance_healthy (struct daemon *d, struct instance *in)
 {
   struct deployment *dep = in->dep;
   in->state = INST_RUNNING;
+  if (dep->has_next_spec)
+    {
+      dspec_clear (&dep->spec);
+      dep->spec = dep->next_spec;
+      memset (&dep->next_spec, 0, sizeof dep->next_spec);
+      dep->has_next_spec = false;
+    }
   struct instance *old = dep->current;
   dep->current = in;
   dep->next = NULL;
@@ -476,7 +493,7 @@ instance_healthy (struct daemon *d, struct instance *in)
     daemon_defer_free (d, instance_free, old);
   deployment_log (dep, LOG_AGENTD, "version %llu (%s) is %s, pid %d",
                   (unsigned long long) in->version, in->id,
-                  dep->port ? "healthy" : "running", (int) in->pid);
+                  in->port ? "healthy" : "running", (int) in->pid);
   d->dirty = true;
   reply_result (d, dep, in, "running");
 }
@@ -504,7 +521,7 @@ probe_done (struct loop_handler *h, uint32_t events)
 static void
 probe_start (struct daemon *d, struct instance *in)
 {
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (in->dep->port),
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (in->port),
                             .sin_addr.s_addr = htonl (in->net.addr) };
   int fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -536,6 +553,8 @@ static void
 deploy_failed (struct daemon *d, struct deployment *dep, struct instance *in, const char *why)
 {
   d->dirty = true;
+  dspec_clear (&dep->next_spec);
+  dep->has_next_spec = false;
   deployment_log (dep, LOG_AGENTD, "version %llu failed: %s%s",
                   (unsigned long long) in->version, why,
                   dep->current ? "; the previous version keeps serving" : "");
@@ -569,7 +588,7 @@ describe_exit (const struct rt_exit *ex, char *out, size_t cap)
 static void
 schedule_restart (struct daemon *d, struct deployment *dep, bool failed)
 {
-  enum restart_policy p = dep->restart;
+  enum restart_policy p = dep->spec.restart;
   if (p == RESTART_NEVER || (p == RESTART_ON_FAILURE && !failed))
     return;
   double backoff = 0.1;
@@ -628,13 +647,13 @@ instance_exited (struct daemon *d, struct instance *in)
 }
 
 static int
-start_version (struct daemon *d, struct deployment *dep, struct error *err)
+start_version (struct daemon *d, struct deployment *dep, const struct dspec *sp, struct error *err)
 {
-  struct instance *in = instance_new (dep, ++dep->next_version);
+  struct instance *in = instance_new (dep, ++dep->next_version, NULL);
   if (in == NULL)
     return error_set (err, ENOMEM, "instance");
   double t0 = mono_now ();
-  if (instance_start (d, in, err) < 0)
+  if (instance_start (d, in, sp, err) < 0)
     {
       free (in);
       return -1;
@@ -645,8 +664,8 @@ start_version (struct daemon *d, struct deployment *dep, struct error *err)
       dep->waiter->start_us = (uint64_t) ((mono_now () - t0) * 1e6);
       dep->waiter->exec_mono_ns = mono_ns ();
     }
-  in->health_deadline = mono_now () + HEALTH_TIMEOUT_S;
-  if (dep->port == 0 || !d->net_enabled)
+  in->health_deadline = in->started_mono + (double) sp->health_timeout_s;
+  if (sp->port == 0 || !d->net_enabled)
     instance_healthy (d, in);
   else
     probe_start (d, in);
@@ -658,9 +677,9 @@ deployment_restart_now (struct daemon *d, struct deployment *dep)
 {
   dep->restart_at = 0;
   struct error err = { 0 };
-  if (dep->next)
+  if (dep->next || dep->spec.image == NULL)
     return;
-  if (start_version (d, dep, &err) < 0)
+  if (start_version (d, dep, &dep->spec, &err) < 0)
     {
       dep->failures_in_row++;
       snprintf (dep->last_exit, sizeof dep->last_exit, "restart failed");
@@ -685,8 +704,8 @@ reply_result (struct daemon *d, struct deployment *dep, struct instance *in, con
   if (in->net.addr)
     {
       net_addr_str (in->net.addr, addr);
-      if (dep->port)
-        snprintf (address, sizeof address, "%s:%u", addr, dep->port);
+      if (in->port)
+        snprintf (address, sizeof address, "%s:%u", addr, in->port);
       else
         snprintf (address, sizeof address, "%s", addr);
     }
@@ -818,6 +837,8 @@ worker_results (struct loop_handler *h, uint32_t events)
           struct error err = { 0 };
           if (j->ret < 0)
             {
+              dspec_clear (&dep->next_spec);
+              dep->has_next_spec = false;
               if (dep->waiter)
                 client_error (dep->waiter->client, dep->waiter->request_id, PROTO_E_FAILED,
                               "pull %s: %s", j->image, j->err.msg);
@@ -829,8 +850,10 @@ worker_results (struct loop_handler *h, uint32_t events)
           else
             {
               progress (dep, "start", "image pulled; starting", 0, 0);
-              if (start_version (d, dep, &err) < 0)
+              if (start_version (d, dep, &dep->next_spec, &err) < 0)
                 {
+                  dspec_clear (&dep->next_spec);
+                  dep->has_next_spec = false;
                   if (dep->waiter)
                     client_error (dep->waiter->client, dep->waiter->request_id, PROTO_E_FAILED,
                                   "start %s: %s", dep->id, err.msg);
@@ -855,8 +878,8 @@ pull_start (struct daemon *d, struct deployment *dep, struct error *err)
     return error_set (err, ENOMEM, "pull job");
   snprintf (j->dep_id, sizeof j->dep_id, "%s", dep->id);
   j->root = strdup (d->root);
-  j->image = strdup (dep->image);
-  j->insecure = dep->insecure_registry;
+  j->image = strdup (dep->next_spec.image);
+  j->insecure = dep->next_spec.insecure_registry;
   j->fd = d->worker_fd[1];
   j->t0 = mono_now ();
   pthread_t t;
@@ -895,6 +918,15 @@ strv_free (char **v)
   for (char **p = v; p && *p; p++)
     free (*p);
   free (v);
+}
+
+void
+dspec_clear (struct dspec *sp)
+{
+  free (sp->image);
+  strv_free (sp->argv);
+  strv_free (sp->envv);
+  memset (sp, 0, sizeof *sp);
 }
 
 static void deployment_free (void *p);
@@ -943,16 +975,15 @@ deployment_free (void *p)
   free (dep->project);
   free (dep->env);
   free (dep->service);
-  free (dep->image);
-  strv_free (dep->argv);
-  strv_free (dep->envv);
+  dspec_clear (&dep->spec);
+  dspec_clear (&dep->next_spec);
   free (dep);
 }
 
 int
-deployment_listen (struct daemon *d, struct deployment *dep, struct error *err)
+deployment_listen (struct daemon *d, struct deployment *dep, uint16_t port, struct error *err)
 {
-  if (dep->port == 0 || dep->listen_fd >= 0)
+  if (port == 0 || dep->listen_fd >= 0)
     return 0;
   int fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -1039,6 +1070,8 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
   for (char **e = m->envv; e && *e; e++)
     if (strchr (*e, '=') == NULL || **e == '=')
       return error_setx (err, EINVAL, "env `%s`: expected K=V", *e);
+  if (m->health_timeout_s > 3600)
+    return error_setx (err, EINVAL, "health timeout: at most 3600 s");
   if (m->cpu_millis > 64000 || (m->memory_bytes && m->memory_bytes < (4u << 20)))
     return error_setx (err, EINVAL, "limits: cpus at most 64, memory at least 4M");
 
@@ -1048,19 +1081,20 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
   bool created = dep == NULL;
   if (created && (dep = deployment_new (d, m, err)) == NULL)
     return -1;
-  /* The spec of the new version. */
-  free (dep->image);
-  strv_free (dep->argv);
-  strv_free (dep->envv);
-  dep->image = strdup (m->image);
-  dep->argv = m->argv ? strv_dup (m->argv) : NULL;
-  dep->envv = strv_dup (m->envv);
-  dep->port = (uint16_t) m->port;
-  dep->memory = m->memory_bytes ? m->memory_bytes : 256u << 20;
-  dep->cpu_millis = m->cpu_millis ? m->cpu_millis : 1000;
-  dep->pids = m->pids ? m->pids : 256;
-  dep->restart = restart;
-  dep->insecure_registry = m->insecure_registry != 0;
+  /* The spec of the new version; the serving one's stays until it is healthy. */
+  struct dspec *sp = &dep->next_spec;
+  dspec_clear (sp);
+  sp->image = strdup (m->image);
+  sp->argv = m->argv ? strv_dup (m->argv) : NULL;
+  sp->envv = strv_dup (m->envv);
+  sp->port = (uint16_t) m->port;
+  sp->memory = m->memory_bytes ? m->memory_bytes : 256u << 20;
+  sp->cpu_millis = m->cpu_millis ? m->cpu_millis : 1000;
+  sp->pids = m->pids ? m->pids : 256;
+  sp->restart = restart;
+  sp->insecure_registry = m->insecure_registry != 0;
+  sp->health_timeout_s = m->health_timeout_s ? m->health_timeout_s : HEALTH_TIMEOUT_S;
+  dep->has_next_spec = true;
   dep->restart_at = 0;
 
   struct environment *e = environment_get (d, m->project, m->env, true);
@@ -1078,35 +1112,37 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
   *dep->waiter = (struct pending){ .client = cl, .request_id = reqid, .t_request = mono_now () };
   d->dirty = true;
 
-  if (deployment_listen (d, dep, err) < 0)
+  if (deployment_listen (d, dep, sp->port, err) < 0)
     goto fail;
   progress (dep, "accepted", "deploy accepted", 0, 0);
   /* In the store already, or pulled first (in a worker thread). */
   struct store *s = NULL;
   struct image_rootfs probe = { 0 };
   struct error perr = { 0 };
-  int have = store_open (d->root, &s, &perr) == 0 && image_rootfs (s, dep->image, &probe, &perr) == 0;
+  int have = store_open (d->root, &s, &perr) == 0 && image_rootfs (s, sp->image, &probe, &perr) == 0;
   image_rootfs_clear (&probe);
   store_close (s);
   if (!have)
     {
-      if (strchr (dep->image, '/') == NULL)
+      if (strchr (sp->image, '/') == NULL)
         {
           error_setx (err, ENOENT, "image `%s` is not in the store and is not a registry reference (HOST[:PORT]/REPO[:TAG])",
-                      dep->image);
+                      sp->image);
           goto fail;
         }
       if (pull_start (d, dep, err) < 0)
         goto fail;
       return 0;
     }
-  if (start_version (d, dep, err) < 0)
+  if (start_version (d, dep, sp, err) < 0)
     goto fail;
   return 0;
 
 fail:
   free (dep->waiter);
   dep->waiter = NULL;
+  dspec_clear (&dep->next_spec);
+  dep->has_next_spec = false;
   if (created)
     {
       struct error ignored;
@@ -1175,7 +1211,7 @@ tick_instance (struct daemon *d, struct deployment *dep, struct instance *in, do
         {
           char why[96];
           snprintf (why, sizeof why, "port %u did not accept connections within %.0f s",
-                    dep->port, HEALTH_TIMEOUT_S);
+                    in->port, in->health_deadline - in->started_mono);
           deploy_failed (d, dep, in, why);
           instance_release (d, in);
           daemon_defer_free (d, instance_free, in);
@@ -1235,18 +1271,18 @@ deployments_tick (struct daemon *d, double now)
       if (dep->restart_at && now >= dep->restart_at)
         deployment_restart_now (d, dep);
       struct error ignored;
-      if (dep->port && dep->listen_fd < 0)
-        deployment_listen (d, dep, &ignored);
+      if (dep->spec.port && dep->listen_fd < 0)
+        deployment_listen (d, dep, dep->spec.port, &ignored);
     }
 }
 
 /* ---- adoption after a restart ---------------------------------------------- */
 
 int
-instance_adopt (struct daemon *d, struct deployment *dep, uint64_t version, pid_t pid,
-                uint64_t start_time, uint32_t addr, struct error *err)
+instance_adopt (struct daemon *d, struct deployment *dep, const char *id, uint64_t version,
+                pid_t pid, uint64_t start_time, uint32_t addr, struct error *err)
 {
-  struct instance *in = instance_new (dep, version);
+  struct instance *in = instance_new (dep, version, id);
   if (in == NULL)
     return error_set (err, ENOMEM, "instance");
   if (rt_adopt (d->rt, in->id, pid, start_time, &in->c, err) < 0)
@@ -1307,7 +1343,7 @@ deployment_info (const struct deployment *dep, struct info_buf *b, struct msg_de
     .project = dep->project,
     .env = dep->env,
     .service = dep->service,
-    .image = dep->image,
+    .image = dep->spec.image,
     .state = (char *) state,
     .version = in ? in->version : 0,
     .pid = in && in->state != INST_EXITED ? (uint64_t) in->pid : 0,
@@ -1316,8 +1352,8 @@ deployment_info (const struct deployment *dep, struct info_buf *b, struct msg_de
     .url = url,
     .last_exit = (char *) dep->last_exit,
     .started_at = dep->started_at,
-    .port = dep->port,
+    .port = dep->spec.port,
     .host_port = dep->host_port,
-    .restart = (char *) restart_policy_name (dep->restart),
+    .restart = (char *) restart_policy_name (dep->spec.restart),
   };
 }

@@ -29,6 +29,7 @@ struct fwd_conn
   struct loop_handler h[2];
   struct half dir[2]; /* 0: client → workload, 1: workload → client */
   bool connecting;
+  bool closed; /* both fds may report in one epoll batch */
   struct fwd_conn *next;
 };
 
@@ -36,6 +37,9 @@ static void
 conn_close (struct fwd_conn *c)
 {
   struct daemon *d = c->d;
+  if (c->closed)
+    return;
+  c->closed = true;
   for (int i = 0; i < 2; i++)
     {
       if (c->fd[i] >= 0)
@@ -130,6 +134,8 @@ conn_update (struct fwd_conn *c)
 static void
 conn_event (struct fwd_conn *c, int side, uint32_t events)
 {
+  if (c->closed)
+    return;
   if (c->connecting)
     {
       if (side == 0)
@@ -218,7 +224,7 @@ forward_accept (struct loop_handler *h, uint32_t events)
       c->in = in;
       in->forwarded++;
       struct error ignored;
-      struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (dep->port),
+      struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (dep->spec.port),
                                 .sin_addr.s_addr = htonl (in->net.addr) };
       c->fd[1] = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (c->fd[1] < 0 || pipe2 (c->dir[0].pipe, O_NONBLOCK | O_CLOEXEC) < 0

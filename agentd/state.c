@@ -27,23 +27,24 @@ deployment_json (const struct deployment *dep)
 {
   json_t *o = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:b, s:I, s:I, s:I, s:s, s:I}",
                          "project", dep->project, "env", dep->env, "service", dep->service,
-                         "image", dep->image, "port", (json_int_t) dep->port,
-                         "memory", (json_int_t) dep->memory, "cpu_millis",
-                         (json_int_t) dep->cpu_millis, "pids", (json_int_t) dep->pids,
-                         "restart", restart_policy_name (dep->restart), "insecure_registry",
-                         dep->insecure_registry, "next_version", (json_int_t) dep->next_version,
+                         "image", dep->spec.image, "port", (json_int_t) dep->spec.port,
+                         "memory", (json_int_t) dep->spec.memory, "cpu_millis",
+                         (json_int_t) dep->spec.cpu_millis, "pids", (json_int_t) dep->spec.pids,
+                         "restart", restart_policy_name (dep->spec.restart), "insecure_registry",
+                         dep->spec.insecure_registry, "next_version", (json_int_t) dep->next_version,
                          "host_port", (json_int_t) dep->host_port, "restarts",
                          (json_int_t) dep->restarts, "last_exit", dep->last_exit, "started_at",
                          (json_int_t) dep->started_at);
   if (o == NULL)
     return NULL;
-  if (dep->argv)
-    json_object_set_new (o, "argv", strv_json (dep->argv));
-  json_object_set_new (o, "envv", strv_json (dep->envv));
+  if (dep->spec.argv)
+    json_object_set_new (o, "argv", strv_json (dep->spec.argv));
+  json_object_set_new (o, "envv", strv_json (dep->spec.envv));
   const struct instance *in = dep->current;
   if (in && in->state == INST_RUNNING && in->c)
     json_object_set_new (o, "instance",
-                         json_pack ("{s:I, s:I, s:I, s:I}", "version", (json_int_t) in->version,
+                         json_pack ("{s:s, s:I, s:I, s:I, s:I}", "id", in->id, "version",
+                                    (json_int_t) in->version,
                                     "pid", (json_int_t) in->pid, "start_time",
                                     (json_int_t) in->start_time, "addr",
                                     (json_int_t) in->net.addr));
@@ -52,11 +53,14 @@ deployment_json (const struct deployment *dep)
   json_t *old = json_array ();
   for (size_t i = 0; i < sizeof dep->draining / sizeof dep->draining[0]; i++)
     if (dep->draining[i] && dep->draining[i]->c)
-      json_array_append_new (old, json_pack ("{s:I, s:I, s:I}", "version",
+      json_array_append_new (old, json_pack ("{s:s, s:I, s:I, s:I}", "id", dep->draining[i]->id,
+                                             "version",
                                              (json_int_t) dep->draining[i]->version, "pid",
                                              (json_int_t) dep->draining[i]->pid, "start_time",
                                              (json_int_t) dep->draining[i]->start_time));
   json_object_set_new (o, "draining", old);
+  if (dep->restart_at)
+    json_object_set_new (o, "restart_pending", json_true ());
   return o;
 }
 
@@ -66,7 +70,7 @@ state_save (struct daemon *d, struct error *err)
   json_t *root = json_object (), *deps = json_array (), *envs = json_array ();
   json_object_set_new (root, "version", json_integer (1));
   for (struct deployment *dep = d->deployments; dep; dep = dep->link)
-    if (dep->current || dep->next)
+    if (dep->spec.image) /* a first deploy that never came up has no spec to keep */
       json_array_append_new (deps, deployment_json (dep));
   for (struct environment *e = d->envs; e; e = e->link)
     json_array_append_new (envs, json_pack ("{s:s, s:s, s:I, s:I}", "project", e->project, "env",
@@ -105,12 +109,14 @@ adopt_draining (struct daemon *d, struct deployment *dep, json_t *list)
   json_array_foreach (list, i, o)
   {
     json_int_t version = 0, pid = 0, start = 0;
-    if (json_unpack (o, "{s:I, s:I, s:I}", "version", &version, "pid", &pid, "start_time", &start) < 0)
+    const char *id;
+    if (json_unpack (o, "{s:s, s:I, s:I, s:I}", "id", &id, "version", &version, "pid", &pid,
+                     "start_time", &start) < 0)
       continue;
     /* Adopted only to be stopped: it was being replaced. */
     struct instance *keep = dep->current;
     struct error err = { 0 };
-    if (instance_adopt (d, dep, (uint64_t) version, (pid_t) pid, (uint64_t) start, 0, &err) == 0)
+    if (instance_adopt (d, dep, id, (uint64_t) version, (pid_t) pid, (uint64_t) start, 0, &err) == 0)
       {
         struct instance *old = dep->current;
         dep->current = keep;
@@ -148,17 +154,17 @@ load_deployment (struct daemon *d, json_t *o, struct error *err)
   dep->project = strdup (project);
   dep->env = strdup (env);
   dep->service = strdup (service);
-  dep->image = strdup (image);
-  dep->argv = strv_from_json (json_object_get (o, "argv"));
-  dep->envv = strv_from_json (json_object_get (o, "envv"));
-  dep->port = (uint16_t) port;
-  dep->memory = (uint64_t) memory;
-  dep->cpu_millis = (uint64_t) cpu;
-  dep->pids = (uint64_t) pids;
-  dep->restart = strcmp (restart, "never") == 0    ? RESTART_NEVER
+  dep->spec.image = strdup (image);
+  dep->spec.argv = strv_from_json (json_object_get (o, "argv"));
+  dep->spec.envv = strv_from_json (json_object_get (o, "envv"));
+  dep->spec.port = (uint16_t) port;
+  dep->spec.memory = (uint64_t) memory;
+  dep->spec.cpu_millis = (uint64_t) cpu;
+  dep->spec.pids = (uint64_t) pids;
+  dep->spec.restart = strcmp (restart, "never") == 0    ? RESTART_NEVER
                  : strcmp (restart, "always") == 0 ? RESTART_ALWAYS
                                                    : RESTART_ON_FAILURE;
-  dep->insecure_registry = insecure;
+  dep->spec.insecure_registry = insecure;
   dep->next_version = (uint64_t) next_version;
   dep->host_port = (uint16_t) host_port;
   dep->restarts = (uint64_t) restarts;
@@ -172,16 +178,17 @@ load_deployment (struct daemon *d, json_t *o, struct error *err)
   if (log_file_open (&dep->log, d->log_dir, dep->id, d->log_max, err) < 0)
     return -1;
   struct error lerr = { 0 };
-  if (deployment_listen (d, dep, &lerr) < 0)
+  if (deployment_listen (d, dep, dep->spec.port, &lerr) < 0)
     fprintf (stderr, "agentd: %s: %s (retrying)\n", dep->id, lerr.msg);
 
   json_int_t version, pid, start, addr;
+  const char *id;
   json_t *in = json_object_get (o, "instance");
-  if (in && json_unpack (in, "{s:I, s:I, s:I, s:I}", "version", &version, "pid", &pid,
+  if (in && json_unpack (in, "{s:s, s:I, s:I, s:I, s:I}", "id", &id, "version", &version, "pid", &pid,
                          "start_time", &start, "addr", &addr) == 0)
     {
       struct error aerr = { 0 };
-      if (instance_adopt (d, dep, (uint64_t) version, (pid_t) pid, (uint64_t) start,
+      if (instance_adopt (d, dep, id, (uint64_t) version, (pid_t) pid, (uint64_t) start,
                           (uint32_t) addr, &aerr) == 0)
         deployment_log (dep, LOG_AGENTD, "agentd restarted: adopted version %llu, pid %d",
                         (unsigned long long) version, (int) pid);
@@ -190,11 +197,13 @@ load_deployment (struct daemon *d, json_t *o, struct error *err)
           deployment_log (dep, LOG_AGENTD, "agentd restarted: version %llu is gone (%s)",
                           (unsigned long long) version, aerr.msg);
           snprintf (dep->last_exit, sizeof dep->last_exit, "exited while agentd was away");
-          if (dep->restart != RESTART_NEVER)
+          if (dep->spec.restart != RESTART_NEVER)
             dep->restart_at = mono_now ();
         }
     }
   adopt_draining (d, dep, json_object_get (o, "draining"));
+  if (json_is_true (json_object_get (o, "restart_pending")) && dep->current == NULL)
+    dep->restart_at = mono_now ();
   return 0;
 }
 

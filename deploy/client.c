@@ -58,7 +58,20 @@ client_send (struct client *c, uint8_t type, const void *msg, uint32_t *id, stru
     r = proto_conn_queue (&c->conn, type, 0, *id, &b, err);
   proto_buf_free (&b);
   if (r == 0 && proto_conn_flush (&c->conn, err) < 0)
-    r = error_prefix (err, "send to agentd");
+    {
+      /* agentd may have refused us and closed: its reason is readable. */
+      struct proto_frame f;
+      struct msg_error e;
+      struct error ignored;
+      if (proto_conn_recv (&c->conn, &f, &ignored) == 1 && f.h.type == MSG_ERROR
+          && proto_decode (MSG_ERROR, f.payload, f.h.length, &e, &ignored) == 0)
+        {
+          error_setx (err, (int) e.code, "%s", e.message ? e.message : "refused");
+          proto_msg_clear (MSG_ERROR, &e);
+          return -1;
+        }
+      r = error_prefix (err, "send to agentd");
+    }
   return r;
 }
 

@@ -48,12 +48,12 @@ now_s (void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* [a-z0-9-], at most 20: the shape agentd accepts for names. */
+/* [a-z0-9-_], at most 15: the shape agentd accepts for names. */
 static void
 sanitize (const char *in, char *out, size_t cap)
 {
   size_t n = 0;
-  for (const char *p = in; *p && n + 1 < cap && n < 20; p++)
+  for (const char *p = in; *p && n + 1 < cap && n < 15; p++)
     {
       char c = *p;
       if (c >= 'A' && c <= 'Z')
@@ -160,7 +160,8 @@ up_usage (FILE *out)
   fputs ("Usage: deploy up [--image REF] [--project P] [--env E] [--service S] [--port N]\n"
          "                 [--env-var K=V]... [--memory SIZE] [--cpus N] [--pids N]\n"
          "                 [--restart never|on-failure|always] [--ttl DURATION]\n"
-         "                 [--insecure-registry] [--detach] [--json] [-- CMD [ARG...]]\n"
+         "                 [--health-timeout DURATION] [--insecure-registry] [--detach]\n"
+         "                 [--json] [-- CMD [ARG...]]\n"
          "\n"
          "Deploy an image as a service. Defaults come from deploy.yaml in the current\n"
          "directory when present; the project defaults to the directory's name, the\n"
@@ -169,7 +170,9 @@ up_usage (FILE *out)
          "pulled first. Prints the deployment id, the time taken and, once the new\n"
          "version is healthy, where to reach it; the old version serves until then.\n"
          "  --detach   return once agentd has accepted the deploy\n"
-         "  --ttl      tear the environment down after this long (e.g. 2h, 7d)\n",
+         "  --ttl      tear the environment down after this long (e.g. 2h, 7d)\n"
+         "  --health-timeout  how long the new version's port may take to accept\n"
+         "             connections before the deploy fails (default 30s)\n",
          out);
 }
 
@@ -211,6 +214,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
     { "pids", required_argument, NULL, 'n' },    { "restart", required_argument, NULL, 'r' },
     { "ttl", required_argument, NULL, 't' },     { "insecure-registry", no_argument, NULL, 'k' },
     { "detach", no_argument, NULL, 'd' },        { "json", no_argument, NULL, 'j' },
+    { "health-timeout", required_argument, NULL, 'H' },
     { "help", no_argument, NULL, 'h' },          { 0 },
   };
   struct globals gl = *g;
@@ -259,6 +263,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
         case 'r': m.restart = optarg; break;
         case 't': r = parse_duration (optarg, &m.ttl_seconds, &err); break;
         case 'k': m.insecure_registry = 1; break;
+        case 'H': r = parse_duration (optarg, &m.health_timeout_s, &err); break;
         case 'd': detach = true; break;
         case 'j': gl.json = true; break;
         case 'h': up_usage (stdout); config_clear (&cfg); return 0;

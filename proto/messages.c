@@ -55,6 +55,7 @@ static const struct field_desc deploy_fields[] = {
   F (11, K_STR, struct msg_deploy, restart),
   F (12, K_U64, struct msg_deploy, ttl_seconds),
   F (13, K_U64, struct msg_deploy, insecure_registry),
+  F (14, K_U64, struct msg_deploy, health_timeout_s),
 };
 
 static const struct field_desc progress_fields[] = {

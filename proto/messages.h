@@ -56,6 +56,7 @@ struct msg_deploy
   char *restart;  /* never | on-failure | always (default on-failure) */
   uint64_t ttl_seconds; /* 0: no expiry */
   uint64_t insecure_registry;
+  uint64_t health_timeout_s; /* 0: 30 s */
 };
 
 struct msg_progress

@@ -67,6 +67,8 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
     done
     run_tap integration/agentd_run "$here"/integration/agentd_run.sh "$BUILD/agentd"
     run_tap integration/agentd_run-asan "$here"/integration/agentd_run.sh "$BUILD/agentd-san"
+    run_tap integration/deploy "$here"/integration/deploy.sh "$BUILD/agentd" "$BUILD/deploy" "$BUILD/tests/frame_send"
+    run_tap integration/deploy-asan "$here"/integration/deploy.sh "$BUILD/agentd-san" "$BUILD/deploy" "$BUILD/tests/frame_send"
     if command -v umoci >/dev/null && command -v getfattr >/dev/null; then
       run_tap integration/image_umoci "$here"/integration/image_umoci.sh "$BUILD/agentd"
       run_tap integration/image_umoci-asan "$here"/integration/image_umoci.sh "$BUILD/agentd-san"

@@ -90,6 +90,17 @@ $(BUILD)/tests/fake_http: tests/fixtures/fake_http.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
+# libFuzzer on the protocol decoder: `make fuzz` (FUZZ_SECONDS, default 60);
+# make test runs it for 20 s.
+FUZZ_SECONDS ?= 60
+$(BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c $(PROTO_SRC) common/error.c proto/proto.h proto/messages.h
+	@mkdir -p $(dir $@)
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^)
+
+fuzz: $(BUILD)/fuzz_proto
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz-corpus tests/fuzz/corpus
+
 deps:
 	@tests/deps.sh
 

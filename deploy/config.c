@@ -334,7 +334,7 @@ document (struct parser *ps, struct deploy_config *c)
 }
 
 int
-config_parse (const char *name, const char *text, size_t len, struct deploy_config *out,
+deploy_config_parse (const char *name, const char *text, size_t len, struct deploy_config *out,
               struct error *err)
 {
   memset (out, 0, sizeof *out);
@@ -347,12 +347,12 @@ config_parse (const char *name, const char *text, size_t len, struct deploy_conf
   int r = document (&ps, out);
   yaml_parser_delete (&ps.p);
   if (r < 0)
-    config_clear (out);
+    deploy_config_clear (out);
   return r;
 }
 
 int
-config_load (const char *path, struct deploy_config *out, struct error *err)
+deploy_config_load (const char *path, struct deploy_config *out, struct error *err)
 {
   memset (out, 0, sizeof *out);
   cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
@@ -369,11 +369,11 @@ config_load (const char *path, struct deploy_config *out, struct error *err)
   ssize_t n = read (fd, buf, (size_t) st.st_size);
   if (n < 0)
     return error_set (err, errno, "read `%s`", path);
-  return config_parse (path, buf, (size_t) n, out, err);
+  return deploy_config_parse (path, buf, (size_t) n, out, err);
 }
 
 void
-config_clear (struct deploy_config *c)
+deploy_config_clear (struct deploy_config *c)
 {
   free (c->project);
   free (c->env);

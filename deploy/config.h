@@ -19,10 +19,10 @@ struct deploy_config
 };
 
 /* Parse text (of length len) named `name` in messages. */
-int config_parse (const char *name, const char *text, size_t len, struct deploy_config *out,
+int deploy_config_parse (const char *name, const char *text, size_t len, struct deploy_config *out,
                   struct error *err);
 /* Read and parse path; a missing file is an empty config (returns 0). */
-int config_load (const char *path, struct deploy_config *out, struct error *err);
-void config_clear (struct deploy_config *c);
+int deploy_config_load (const char *path, struct deploy_config *out, struct error *err);
+void deploy_config_clear (struct deploy_config *c);
 
 #endif

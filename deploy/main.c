@@ -134,7 +134,7 @@ scope_resolve (struct scope *s, const char *project, const char *env, const char
 {
   struct deploy_config cfg;
   struct error err = { 0 };
-  if (config_load ("deploy.yaml", &cfg, &err) < 0)
+  if (deploy_config_load ("deploy.yaml", &cfg, &err) < 0)
     return fail (cmd, &err);
   if (project)
     snprintf (s->project, sizeof s->project, "%s", project);
@@ -148,7 +148,7 @@ scope_resolve (struct scope *s, const char *project, const char *env, const char
     snprintf (s->env, sizeof s->env, "%s", cfg.env);
   else
     default_env (s->env, sizeof s->env);
-  config_clear (&cfg);
+  deploy_config_clear (&cfg);
   return 0;
 }
 
@@ -220,7 +220,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
   struct globals gl = *g;
   struct deploy_config cfg;
   struct error err = { 0 };
-  if (config_load ("deploy.yaml", &cfg, &err) < 0)
+  if (deploy_config_load ("deploy.yaml", &cfg, &err) < 0)
     return fail ("up", &err);
   struct msg_deploy m = { 0 };
   const char *project = NULL, *env = NULL;
@@ -266,21 +266,21 @@ cmd_up (const struct globals *g, int argc, char **argv)
         case 'H': r = parse_duration (optarg, &m.health_timeout_s, &err); break;
         case 'd': detach = true; break;
         case 'j': gl.json = true; break;
-        case 'h': up_usage (stdout); config_clear (&cfg); return 0;
+        case 'h': up_usage (stdout); deploy_config_clear (&cfg); return 0;
         default:
-          config_clear (&cfg);
+          deploy_config_clear (&cfg);
           return failf ("up", "unknown or incomplete option `%s` (see `deploy up --help`)", argv[optind - 1]);
         }
       if (r < 0)
         {
-          config_clear (&cfg);
+          deploy_config_clear (&cfg);
           return fail ("up", &err);
         }
     }
   struct scope s;
   if (scope_resolve (&s, project, env, "up") != 0)
     {
-      config_clear (&cfg);
+      deploy_config_clear (&cfg);
       return 1;
     }
   m.project = s.project;
@@ -294,7 +294,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
     m.argv = cfg.command;
   if (m.image == NULL)
     {
-      config_clear (&cfg);
+      deploy_config_clear (&cfg);
       return failf ("up", "%s", "no image: give --image REF or `image:` in deploy.yaml");
     }
 
@@ -304,7 +304,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
   if (client_connect (&c, client_socket_path (gl.socket), &err) < 0
       || client_send (&c, MSG_DEPLOY, &m, &id, &err) < 0)
     {
-      config_clear (&cfg);
+      deploy_config_clear (&cfg);
       return fail ("up", &err);
     }
   for (;;)
@@ -338,7 +338,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
       break;
     }
   client_close (&c);
-  config_clear (&cfg);
+  deploy_config_clear (&cfg);
   return ret;
 }
 

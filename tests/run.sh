@@ -54,6 +54,22 @@ if [ "$what" = unit ] || [ "$what" = all ]; then
   done
 fi
 
+if [ "$what" = unit ] || [ "$what" = all ]; then
+  if command -v clang >/dev/null; then
+    # The protocol decoder under libFuzzer for a bounded time (make fuzz for longer).
+    fuzz_tap() {
+      if make -s fuzz FUZZ_SECONDS=20 BUILD="$BUILD" > "$BUILD/fuzz.log" 2>&1; then
+        echo "ok - proto decoder fuzzed 20 s: $(grep -o 'Done [0-9]* runs' "$BUILD/fuzz.log")"
+      else
+        echo "not ok - proto decoder fuzzing found a failure"; tail -30 "$BUILD/fuzz.log" | sed 's/^/#   /'
+      fi
+    }
+    run_tap fuzz/proto fuzz_tap
+  else
+    skip fuzz/proto "clang (with libFuzzer) is not installed (make deps)"
+  fi
+fi
+
 if [ "$what" = integration ] || [ "$what" = all ]; then
   if [ "$(id -u)" != 0 ]; then
     skip integration "needs root (namespaces, cgroups, mounts)"

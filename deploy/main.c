@@ -178,17 +178,19 @@ up_usage (FILE *out)
 
 static int
 print_deploy_result (const struct globals *g, const struct scope *s, const char *service,
-                     const struct msg_deploy_result *r, double secs)
+                     const struct msg_deploy_result *r, double t_sent)
 {
+  double secs = now_s () - t_sent;
   if (g->json)
     {
-      json_t *o = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I}",
+      json_t *o = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I}",
                              "id", r->id ?: "", "project", s->project, "env", s->env, "service",
                              service, "version", (json_int_t) r->version, "status",
                              r->status ?: "", "address", r->address ?: "", "url", r->url ?: "",
                              "pull_ms", r->pull_us / 1e3, "start_ms", r->start_us / 1e3,
                              "ready_ms", r->ready_us / 1e3, "total_ms", r->total_us / 1e3,
-                             "exec_mono_ns", (json_int_t) r->exec_mono_ns);
+                             "exec_mono_ns", (json_int_t) r->exec_mono_ns, "sent_mono_ns",
+                             (json_int_t) (t_sent * 1e9));
       json_dumpf (o, stdout, JSON_COMPACT);
       putchar ('\n');
       json_decref (o);
@@ -333,7 +335,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
           continue;
         }
       if (type == MSG_DEPLOY_RESULT)
-        ret = print_deploy_result (&gl, &s, m.service, &r.deploy, now_s () - t0);
+        ret = print_deploy_result (&gl, &s, m.service, &r.deploy, t0);
       proto_msg_clear (type, &r);
       break;
     }

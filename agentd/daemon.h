@@ -4,6 +4,7 @@
 #ifndef AGENTD_DAEMON_H
 #define AGENTD_DAEMON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -117,6 +118,16 @@ struct environment
   struct environment *link;
 };
 
+struct state_writer
+{
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  char *pending; /* the newest state text not yet written */
+  const char *dir;
+  bool stop, running;
+};
+
 struct daemon
 {
   const char *root;
@@ -130,6 +141,7 @@ struct daemon
   struct net_slot pool[NET_POOL_SIZE];
   int pool_n;
   double pool_retry_at;
+  bool started_since_prepare;
   uint8_t *addr_used; /* one byte per address of the subnet */
   uint32_t addr_cursor;
   uint16_t port_base;
@@ -157,7 +169,16 @@ struct daemon
   bool dirty; /* state to save */
   struct deferred *deferred;
   struct fwd_conn *conns;
+  struct state_writer writer;
+  /* The preparer thread (prepare.c). */
+  pthread_t prep_thread;
+  bool prep_running;
+  int prep_req[2], prep_res[2];
+  struct loop_handler prep_h;
+  void *prep_ctx;
+  int pool_pending; /* addresses handed to it, not yet back */
 };
+
 
 struct deferred
 {
@@ -187,6 +208,13 @@ int instance_adopt (struct daemon *d, struct deployment *dep, const char *id, ui
                     pid_t pid, uint64_t start_time, uint32_t addr, struct error *err);
 void deployment_restart_now (struct daemon *d, struct deployment *dep);
 void net_pool_fill (struct daemon *d);
+void net_addr_release (struct daemon *d, uint32_t addr);
+
+/* prepare.c */
+int preparer_start (struct daemon *d, struct error *err);
+/* Wire up addr (0: only top up the runtime's spares). */
+void preparer_request (struct daemon *d, uint32_t addr);
+void preparer_stop (struct daemon *d);
 void worker_results (struct loop_handler *h, uint32_t events);
 struct environment *environment_get (struct daemon *d, const char *project, const char *env,
                                      bool create);
@@ -214,6 +242,11 @@ void client_drop (struct client *cl);
 
 /* state.c */
 int state_save (struct daemon *d, struct error *err);
+/* Hand the state to the writer thread (the loop goes on at once). */
+int state_save_async (struct daemon *d, struct error *err);
+int state_writer_start (struct daemon *d, struct error *err);
+/* Write what is pending, then end the thread. */
+void state_writer_stop (struct daemon *d);
 int state_load (struct daemon *d, struct error *err);
 
 /* metrics.c */

@@ -152,48 +152,51 @@ addr_take (struct daemon *d)
   return 0;
 }
 
-static void
-addr_give_back (struct daemon *d, uint32_t a)
+void
+net_addr_release (struct daemon *d, uint32_t a)
 {
   if (a >= d->net.subnet && a <= net_last_host (&d->net))
     d->addr_used[a - d->net.subnet] = 0;
 }
 
-/* Called off the request path (after replies): namespaces with their veth
- * and address, ready for the next starts. */
+/* Keep the pool of namespaces with their veth and address topped up, by
+ * the preparer thread: called after replies, off the request path. */
 void
 net_pool_fill (struct daemon *d)
 {
-  if (mono_now () < d->pool_retry_at)
+  if (!d->net_enabled || mono_now () < d->pool_retry_at)
     return;
-  while (d->net_enabled && d->pool_n < NET_POOL_SIZE)
+  while (d->pool_n + d->pool_pending < NET_POOL_SIZE)
     {
       uint32_t a = addr_take (d);
-      struct error err = { 0 };
       if (a == 0)
         return;
-      if (net_slot_prepare (&d->net, a, &d->pool[d->pool_n], &err) < 0)
+      preparer_request (d, a);
+      if (!d->prep_running)
         {
-          fprintf (stderr, "agentd: %s (retrying in 5 s)\n", err.msg);
-          addr_give_back (d, a);
-          d->pool_retry_at = mono_now () + 5;
+          net_addr_release (d, a);
           return;
         }
-      d->pool_n++;
     }
 }
 
+/* A slot from the pool; when it ran dry, one made now (the start pays). */
 static int
 net_slot_take (struct daemon *d, struct net_slot *out, struct error *err)
 {
-  if (d->pool_n == 0)
+  if (d->pool_n > 0)
     {
-      d->pool_retry_at = 0;
-      net_pool_fill (d);
+      *out = d->pool[--d->pool_n];
+      return 0;
     }
-  if (d->pool_n == 0)
-    return error_setx (err, EADDRNOTAVAIL, "no network namespace available (subnet full or network set-up failing)");
-  *out = d->pool[--d->pool_n];
+  uint32_t a = addr_take (d);
+  if (a == 0)
+    return error_setx (err, EADDRNOTAVAIL, "no address left in the subnet");
+  if (net_slot_prepare (&d->net, a, out, err) < 0)
+    {
+      net_addr_release (d, a);
+      return -1;
+    }
   return 0;
 }
 
@@ -201,7 +204,7 @@ static void
 net_slot_free (struct daemon *d, struct net_slot *s)
 {
   if (s->addr)
-    addr_give_back (d, s->addr);
+    net_addr_release (d, s->addr);
   net_slot_release (s);
   s->addr = 0;
 }
@@ -431,6 +434,7 @@ instance_start (struct daemon *d, struct instance *in, const struct dspec *sp, s
   close (in->net.netns_fd);
   in->net.netns_fd = -1;
   in->started_mono = mono_now ();
+  d->started_since_prepare = true;
   in->port = sp->port;
   in->state = INST_STARTING;
   ret = 0;

@@ -177,6 +177,21 @@ keep_addr (void *ctx, uint32_t addr)
   return 0;
 }
 
+/* Off the request path, after the replies: the pools that make a start
+ * clone + mount + exec (network namespaces with their veth; cgroups and
+ * state dirs). */
+static void
+prepare_ahead (struct daemon *d)
+{
+  if (d->pool_n + d->pool_pending < NET_POOL_SIZE)
+    net_pool_fill (d);
+  if (d->started_since_prepare)
+    {
+      preparer_request (d, 0); /* spare cgroups and state dirs */
+      d->started_since_prepare = false;
+    }
+}
+
 static bool
 probes_pending (struct daemon *d)
 {
@@ -192,7 +207,6 @@ daemon_start (struct daemon *d, struct error *err)
   char run[PATH_MAX], cache[PATH_MAX], cgparent[64];
   snprintf (d->state_dir, sizeof d->state_dir, "%s/state", d->root);
   snprintf (d->log_dir, sizeof d->log_dir, "%s/logs", d->root);
-  snprintf (d->fifo_dir, sizeof d->fifo_dir, "%s/fifo", d->root);
   snprintf (run, sizeof run, "%s/run", d->root);
   snprintf (cache, sizeof cache, "%s/cache", d->root);
   /* One cgroup parent per root, so that daemons side by side (tests) never
@@ -201,6 +215,9 @@ daemon_start (struct daemon *d, struct error *err)
   for (const char *p = d->root; *p; p++)
     h = h * 33 + (unsigned char) *p;
   snprintf (cgparent, sizeof cgparent, "agentd-%08x", h);
+  /* The log fifos live as long as their workloads, not across reboots: on
+   * tmpfs, where making one costs no journal write. */
+  snprintf (d->fifo_dir, sizeof d->fifo_dir, "/run/agentd/fifo-%08x", h);
   if (mkdir_p (d->state_dir, 0700, err) < 0 || mkdir_p (d->log_dir, 0750, err) < 0
       || mkdir_p (d->fifo_dir, 0700, err) < 0 || mkdir_p (cache, 0700, err) < 0)
     return -1;
@@ -246,7 +263,10 @@ daemon_start (struct daemon *d, struct error *err)
     fprintf (stderr, "agentd: %s\n", err->msg); /* what loaded keeps running */
   if (d->net_enabled && net_reconcile (&d->net, keep_addr, d, err) < 0)
     fprintf (stderr, "agentd: %s\n", err->msg);
-  net_pool_fill (d);
+  if (preparer_start (d, err) < 0 || state_writer_start (d, err) < 0)
+    return -1;
+  d->started_since_prepare = true;
+  prepare_ahead (d);
   return listen_unix (d, err);
 }
 
@@ -254,6 +274,8 @@ static void
 daemon_stop (struct daemon *d)
 {
   struct error err = { 0 };
+  preparer_stop (d);
+  state_writer_stop (d);
   if (state_save (d, &err) < 0)
     fprintf (stderr, "agentd: save state: %s\n", err.msg);
   /* Prepared namespaces no workload took. */
@@ -394,10 +416,9 @@ cmd_serve (int argc, char **argv)
       if (fast)
         deployments_tick (&d, mono_now ());
       daemon_run_deferred (&d);
-      if (d.dirty && state_save (&d, &err) < 0)
+      if (d.dirty && state_save_async (&d, &err) < 0)
         fprintf (stderr, "agentd: save state: %s\n", err.msg);
-      if (d.pool_n < NET_POOL_SIZE)
-        net_pool_fill (&d);
+      prepare_ahead (&d);
     }
   daemon_stop (&d);
   return 0;

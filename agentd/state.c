@@ -3,6 +3,7 @@
  * adopted again, the same processes, never restarted needlessly. */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +65,8 @@ deployment_json (const struct deployment *dep)
   return o;
 }
 
-int
-state_save (struct daemon *d, struct error *err)
+static char *
+state_render (struct daemon *d, struct error *err)
 {
   json_t *root = json_object (), *deps = json_array (), *envs = json_array ();
   json_object_set_new (root, "version", json_integer (1));
@@ -81,12 +82,95 @@ state_save (struct daemon *d, struct error *err)
   char *text = json_dumps (root, JSON_INDENT (1));
   json_decref (root);
   if (text == NULL)
-    return error_set (err, ENOMEM, "encode state");
+    error_set (err, ENOMEM, "encode state");
+  return text;
+}
+
+int
+state_save (struct daemon *d, struct error *err)
+{
+  char *text = state_render (d, err);
+  if (text == NULL)
+    return -1;
   int r = write_file_atomic (d->state_dir, STATE_FILE, text, strlen (text), 0600, err);
   free (text);
   if (r == 0)
     d->dirty = false;
   return r;
+}
+
+/* The writer thread: the fsync of a state file with hundreds of
+ * deployments takes milliseconds, which the loop must not wait for. Only
+ * the newest pending text is written; each write is whole (temp + fsync +
+ * rename), so the file is always one consistent state. */
+static void *
+writer_main (void *arg)
+{
+  struct state_writer *w = arg;
+  pthread_mutex_lock (&w->lock);
+  for (;;)
+    {
+      while (w->pending == NULL && !w->stop)
+        pthread_cond_wait (&w->cond, &w->lock);
+      if (w->pending == NULL)
+        break;
+      char *text = w->pending;
+      w->pending = NULL;
+      pthread_mutex_unlock (&w->lock);
+      struct error err = { 0 };
+      if (write_file_atomic (w->dir, STATE_FILE, text, strlen (text), 0600, &err) < 0)
+        fprintf (stderr, "agentd: save state: %s\n", err.msg);
+      free (text);
+      pthread_mutex_lock (&w->lock);
+    }
+  pthread_mutex_unlock (&w->lock);
+  return NULL;
+}
+
+int
+state_writer_start (struct daemon *d, struct error *err)
+{
+  struct state_writer *w = &d->writer;
+  w->dir = d->state_dir;
+  pthread_mutex_init (&w->lock, NULL);
+  pthread_cond_init (&w->cond, NULL);
+  int e = pthread_create (&w->thread, NULL, writer_main, w);
+  if (e != 0)
+    return error_set (err, e, "state writer thread");
+  w->running = true;
+  return 0;
+}
+
+int
+state_save_async (struct daemon *d, struct error *err)
+{
+  struct state_writer *w = &d->writer;
+  if (!w->running)
+    return state_save (d, err);
+  char *text = state_render (d, err);
+  if (text == NULL)
+    return -1;
+  pthread_mutex_lock (&w->lock);
+  free (w->pending);
+  w->pending = text;
+  pthread_cond_signal (&w->cond);
+  pthread_mutex_unlock (&w->lock);
+  d->dirty = false;
+  return 0;
+}
+
+void
+state_writer_stop (struct daemon *d)
+{
+  struct state_writer *w = &d->writer;
+  if (!w->running)
+    return;
+  pthread_mutex_lock (&w->lock);
+  w->stop = true;
+  pthread_cond_signal (&w->cond);
+  pthread_mutex_unlock (&w->lock);
+  pthread_join (w->thread, NULL); /* it writes what is pending first */
+  w->running = false;
 }
 
 static char **

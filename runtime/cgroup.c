@@ -218,8 +218,8 @@ cgroup_prepare (const struct cgroup_host *host, enum rt_cgroup_version v,
 
 int
 cgroup_create (const struct cgroup_host *host, enum rt_cgroup_version v,
-               const char *parent, const char *id, const struct cgroup_limits *limits,
-               struct cgroup **out, struct error *err)
+               const char *parent, const char *id, bool exists,
+               const struct cgroup_limits *limits, struct cgroup **out, struct error *err)
 {
   struct cgroup *cg = calloc (1, sizeof *cg);
   if (cg == NULL)
@@ -229,12 +229,15 @@ cgroup_create (const struct cgroup_host *host, enum rt_cgroup_version v,
     cg->dirfd[i] = cg->same_as[i] = -1;
   for (int i = 0; i < CGS_N; i++)
     cg->stat_fd[i] = -1;
-  int r = v == RT_CGROUP_V2 ? cgroup_v2_create (cg, host, parent, id, limits, err)
-                            : cgroup_v1_create (cg, host, parent, id, limits, err);
+  int r = v == RT_CGROUP_V2 ? cgroup_v2_create (cg, host, parent, id, exists, limits, err)
+                            : cgroup_v1_create (cg, host, parent, id, exists, limits, err);
   if (r < 0)
     {
       struct error ignored;
-      cgroup_destroy (cg, &ignored);
+      if (exists && limits == NULL)
+        cgroup_forget (cg); /* an adoption that failed removes nothing */
+      else
+        cgroup_destroy (cg, &ignored);
       return -1;
     }
   *out = cg;
@@ -292,6 +295,73 @@ remove_cgroup_dir (const char *path, struct error *err)
       nanosleep (&ts, NULL);
     }
   return error_set (err, errno, "remove cgroup `%s`", path);
+}
+
+/* The distinct directories a cgroup `name` has: one on v2, one per
+ * distinct v1 mount (controllers mounted together share one). */
+static int
+cgroup_dirs (const struct cgroup_host *host, enum rt_cgroup_version v, const char *parent,
+             const char *name, char out[CG1_N][PATH_MAX])
+{
+  int n = 0;
+  for (int c = 0; c < (v == RT_CGROUP_V2 ? 1 : CG1_N); c++)
+    {
+      const char *mnt = v == RT_CGROUP_V2 ? host->v2_mount : host->v1_mount[c];
+      if (mnt[0] == '\0')
+        continue;
+      if (snprintf (out[n], PATH_MAX, "%s/%s/%s", mnt, parent, name) >= PATH_MAX)
+        continue; /* cgroup_create reports the long path */
+      bool dup = false;
+      for (int o = 0; o < n && !dup; o++)
+        dup = strcmp (out[o], out[n]) == 0;
+      if (!dup)
+        n++;
+    }
+  return n;
+}
+
+int
+cgroup_spare_make (const struct cgroup_host *host, enum rt_cgroup_version v, const char *parent,
+                   const char *name, struct error *err)
+{
+  char dirs[CG1_N][PATH_MAX];
+  int n = cgroup_dirs (host, v, parent, name, dirs);
+  for (int i = 0; i < n; i++)
+    if (mkdir (dirs[i], 0755) < 0)
+      {
+        int e = errno;
+        cgroup_spare_remove (host, v, parent, name);
+        return error_set (err, e, "create spare cgroup `%s`", dirs[i]);
+      }
+  return 0;
+}
+
+int
+cgroup_spare_claim (const struct cgroup_host *host, enum rt_cgroup_version v, const char *parent,
+                    const char *name, const char *id, struct error *err)
+{
+  char from[CG1_N][PATH_MAX], to[CG1_N][PATH_MAX];
+  int n = cgroup_dirs (host, v, parent, name, from);
+  cgroup_dirs (host, v, parent, id, to);
+  for (int i = 0; i < n; i++)
+    if (rename (from[i], to[i]) < 0)
+      {
+        int e = errno;
+        for (int k = 0; k < i; k++)
+          rename (to[k], from[k]);
+        return error_set (err, e, "rename spare cgroup `%s` to `%s`", from[i], to[i]);
+      }
+  return 0;
+}
+
+void
+cgroup_spare_remove (const struct cgroup_host *host, enum rt_cgroup_version v, const char *parent,
+                     const char *name)
+{
+  char dirs[CG1_N][PATH_MAX];
+  int n = cgroup_dirs (host, v, parent, name, dirs);
+  for (int i = 0; i < n; i++)
+    rmdir (dirs[i]);
 }
 
 static void

@@ -49,11 +49,21 @@ struct cgroup; /* one container's cgroup, in whichever version */
  * controllers on v2). Called once per runtime. */
 int cgroup_prepare (const struct cgroup_host *host, enum rt_cgroup_version v,
                     const char *parent, struct error *err);
-/* With limits == NULL, open the existing cgroup `id` (adoption). */
+/* Make cgroup `id` under parent (or, with exists, open the one there) and
+ * set the limits (none when NULL: adoption). */
 int cgroup_create (const struct cgroup_host *host, enum rt_cgroup_version v,
-                   const char *parent, const char *id,
+                   const char *parent, const char *id, bool exists,
                    const struct cgroup_limits *limits, struct cgroup **out,
                    struct error *err);
+/* Spares: cgroup directories made ahead of need (mkdir is the slow part of
+ * a start), renamed to a container's id when one starts. */
+int cgroup_spare_make (const struct cgroup_host *host, enum rt_cgroup_version v,
+                       const char *parent, const char *name, struct error *err);
+int cgroup_spare_claim (const struct cgroup_host *host, enum rt_cgroup_version v,
+                        const char *parent, const char *name, const char *id,
+                        struct error *err);
+void cgroup_spare_remove (const struct cgroup_host *host, enum rt_cgroup_version v,
+                          const char *parent, const char *name);
 /* A directory fd for clone3's CLONE_INTO_CGROUP, or -1 (v1). */
 int cgroup_clone_fd (const struct cgroup *cg);
 /* Move pid in (v1: every hierarchy); pid 0 is the caller itself. */

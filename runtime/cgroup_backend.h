@@ -29,7 +29,7 @@ struct cgroup
 int cgroup_v1_prepare (const struct cgroup_host *host, const char *parent,
                        struct error *err);
 int cgroup_v1_create (struct cgroup *cg, const struct cgroup_host *host,
-                      const char *parent, const char *id,
+                      const char *parent, const char *id, bool exists,
                       const struct cgroup_limits *limits, struct error *err);
 int cgroup_v1_attach (struct cgroup *cg, pid_t pid, struct error *err);
 int cgroup_v1_kill_all (struct cgroup *cg, struct error *err);
@@ -39,7 +39,7 @@ int cgroup_v1_usage (struct cgroup *cg, struct rt_usage *out, struct error *err)
 int cgroup_v2_prepare (const struct cgroup_host *host, const char *parent,
                        struct error *err);
 int cgroup_v2_create (struct cgroup *cg, const struct cgroup_host *host,
-                      const char *parent, const char *id,
+                      const char *parent, const char *id, bool exists,
                       const struct cgroup_limits *limits, struct error *err);
 int cgroup_v2_kill_all (struct cgroup *cg, struct error *err);
 int cgroup_v2_oom_kills (struct cgroup *cg, uint64_t *out, struct error *err);

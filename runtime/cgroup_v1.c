@@ -30,7 +30,8 @@ cgroup_v1_prepare (const struct cgroup_host *host, const char *parent, struct er
 
 int
 cgroup_v1_create (struct cgroup *cg, const struct cgroup_host *host, const char *parent,
-                  const char *id, const struct cgroup_limits *limits, struct error *err)
+                  const char *id, bool exists, const struct cgroup_limits *limits,
+                  struct error *err)
 {
   for (int c = 0; c < CG1_N; c++)
     {
@@ -44,7 +45,7 @@ cgroup_v1_create (struct cgroup *cg, const struct cgroup_host *host, const char 
           cg->same_as[c] = o;
       if (cg->same_as[c] < 0)
         {
-          if (limits != NULL && mkdir (cg->path[c], 0755) < 0)
+          if (!exists && mkdir (cg->path[c], 0755) < 0)
             {
               int e = errno;
               cg->path[c][0] = '\0';

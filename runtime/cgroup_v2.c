@@ -51,11 +51,12 @@ cgroup_v2_prepare (const struct cgroup_host *host, const char *parent, struct er
 
 int
 cgroup_v2_create (struct cgroup *cg, const struct cgroup_host *host, const char *parent,
-                  const char *id, const struct cgroup_limits *limits, struct error *err)
+                  const char *id, bool exists, const struct cgroup_limits *limits,
+                  struct error *err)
 {
   if (snprintf (cg->path[0], PATH_MAX, "%s/%s/%s", host->v2_mount, parent, id) >= PATH_MAX)
     return error_setx (err, ENAMETOOLONG, "cgroup path for `%s` is too long", id);
-  if (limits != NULL && mkdir (cg->path[0], 0755) < 0)
+  if (!exists && mkdir (cg->path[0], 0755) < 0)
     {
       int e = errno;
       cg->path[0][0] = '\0';

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -27,12 +28,20 @@
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+#define MAX_SPARES 16
+
 struct rt_runtime
 {
   char state_dir[PATH_MAX];
   char cgroup_parent[PATH_MAX];
   struct cgroup_host host;
   enum rt_cgroup_version version;
+  /* Spares (rt_prepare): a cgroup and a state dir with rootfs/, upper/ and
+   * work/ made ahead, renamed to a container's id when it starts. */
+  char spares[MAX_SPARES][48];
+  int n_spares;
+  unsigned spare_seq;
+  pthread_mutex_t spares_lock; /* rt_prepare may run in another thread */
 };
 
 struct rt_container
@@ -55,6 +64,7 @@ rt_runtime_new (const char *state_dir, const char *cgroup_parent, struct rt_runt
   cleanup_free struct rt_runtime *rt = calloc (1, sizeof *rt);
   if (rt == NULL)
     return error_set (err, ENOMEM, "allocate runtime");
+  pthread_mutex_init (&rt->spares_lock, NULL);
   if (snprintf (rt->state_dir, sizeof rt->state_dir, "%s", state_dir) >= PATH_MAX
       || snprintf (rt->cgroup_parent, sizeof rt->cgroup_parent, "%s", cgroup_parent) >= PATH_MAX)
     return error_setx (err, ENAMETOOLONG, "runtime: state dir or cgroup parent too long");
@@ -83,9 +93,74 @@ rt_runtime_new (const char *state_dir, const char *cgroup_parent, struct rt_runt
   return 0;
 }
 
+static void
+spare_remove (struct rt_runtime *rt, const char *name)
+{
+  struct error ignored;
+  char path[PATH_MAX + 64];
+  snprintf (path, sizeof path, "%s/%s", rt->state_dir, name);
+  remove_tree_at (AT_FDCWD, path, &ignored);
+  cgroup_spare_remove (&rt->host, rt->version, rt->cgroup_parent, name);
+}
+
+static int
+spares_count (struct rt_runtime *rt)
+{
+  pthread_mutex_lock (&rt->spares_lock);
+  int n = rt->n_spares;
+  pthread_mutex_unlock (&rt->spares_lock);
+  return n;
+}
+
+int
+rt_prepare (struct rt_runtime *rt, int n, struct error *err)
+{
+  if (n > MAX_SPARES)
+    n = MAX_SPARES;
+  while (spares_count (rt) < n)
+    {
+      char name[48];
+      pthread_mutex_lock (&rt->spares_lock);
+      snprintf (name, sizeof name, "spare-%d-%u", (int) getpid (), rt->spare_seq++);
+      pthread_mutex_unlock (&rt->spares_lock);
+      char path[PATH_MAX + 64];
+      int len = snprintf (path, sizeof path, "%s/%s", rt->state_dir, name);
+      if (mkdir (path, 0711) < 0)
+        return error_set (err, errno, "create spare state dir `%s`", path);
+      const char *sub[] = { "rootfs", "upper", "work" };
+      for (int i = 0; i < 3; i++)
+        {
+          snprintf (path + len, sizeof path - (size_t) len, "/%s", sub[i]);
+          if (mkdir (path, i == 2 ? 0700 : 0755) < 0)
+            {
+              int e = errno;
+              spare_remove (rt, name);
+              return error_set (err, e, "create `%s`", path);
+            }
+        }
+      if (cgroup_spare_make (&rt->host, rt->version, rt->cgroup_parent, name, err) < 0)
+        {
+          spare_remove (rt, name);
+          return -1;
+        }
+      pthread_mutex_lock (&rt->spares_lock);
+      if (rt->n_spares < MAX_SPARES)
+        snprintf (rt->spares[rt->n_spares++], sizeof rt->spares[0], "%s", name);
+      else
+        name[0] = '\0';
+      pthread_mutex_unlock (&rt->spares_lock);
+      if (name[0] == '\0')
+        break;
+    }
+  return 0;
+}
+
 void
 rt_runtime_free (struct rt_runtime *rt)
 {
+  for (int i = 0; i < rt->n_spares; i++)
+    spare_remove (rt, rt->spares[i]);
+  pthread_mutex_destroy (&rt->spares_lock);
   free (rt);
 }
 
@@ -336,7 +411,8 @@ validate_id (const char *id, struct error *err)
  * workdir must be on the upper's filesystem: beside a caller's upper, or in
  * the state dir with an ephemeral upper. */
 static char *
-overlay_options (struct rt_container *c, const struct rt_spec *spec, struct error *err)
+overlay_options (struct rt_container *c, const struct rt_spec *spec, bool from_spare,
+                 struct error *err)
 {
   char upper[PATH_MAX + 8];
   if (spec->upper)
@@ -370,7 +446,7 @@ overlay_options (struct rt_container *c, const struct rt_spec *spec, struct erro
       snprintf (upper, sizeof upper, "%s/upper", c->state_path);
       char work[PATH_MAX + 8];
       snprintf (work, sizeof work, "%s/work", c->state_path);
-      if ((mkdir (upper, 0755) < 0 || mkdir (work, 0700) < 0))
+      if (!from_spare && (mkdir (upper, 0755) < 0 || mkdir (work, 0700) < 0))
         {
           error_set (err, errno, "create ephemeral upper dir in `%s`", c->state_path);
           return NULL;
@@ -444,8 +520,27 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
   /* The cgroup comes first: its mkdir is also the check that no running
    * container has this id. */
   struct cgroup_limits limits = { spec->memory_max, spec->cpu_millis, spec->pids_max };
-  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, &limits, &c->cgroup, err) < 0)
+  /* A spare fits an overlay start without a user namespace (whose dirs
+   * would need other owners). */
+  char spare[48] = "";
+  pthread_mutex_lock (&rt->spares_lock);
+  if (rt->n_spares > 0 && spec->n_lowers > 0 && !spec->userns)
+    snprintf (spare, sizeof spare, "%s", rt->spares[--rt->n_spares]);
+  pthread_mutex_unlock (&rt->spares_lock);
+  if (spare[0])
     {
+      struct error ignored;
+      if (cgroup_spare_claim (&rt->host, rt->version, rt->cgroup_parent, spare, id, &ignored) < 0)
+        {
+          spare_remove (rt, spare);
+          spare[0] = '\0';
+        }
+    }
+  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, spare[0] != '\0', &limits,
+                     &c->cgroup, err) < 0)
+    {
+      if (spare[0])
+        spare_remove (rt, spare);
       free (c);
       if (err->code == EEXIST)
         return error_setx (err, EEXIST, "container `%s` already exists", id);
@@ -473,19 +568,21 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
           c->state_path[0] = '\0';
           goto fail;
         }
-      if (mkdir (c->state_path, 0711) < 0)
+      char spare_path[PATH_MAX + 64];
+      snprintf (spare_path, sizeof spare_path, "%s/%s", rt->state_dir, spare);
+      if (spare[0] ? rename (spare_path, c->state_path) < 0 : mkdir (c->state_path, 0711) < 0)
         {
           error_set (err, errno, "create state dir `%s`", c->state_path);
           c->state_path[0] = '\0';
           goto fail;
         }
       snprintf (target, sizeof target, "%s/rootfs", c->state_path);
-      if (mkdir (target, 0755) < 0)
+      if (!spare[0] && mkdir (target, 0755) < 0)
         {
           error_set (err, errno, "create mount point `%s`", target);
           goto fail;
         }
-      overlay_opts = overlay_options (c, spec, err);
+      overlay_opts = overlay_options (c, spec, spare[0] != '\0', err);
       if (overlay_opts == NULL)
         goto fail;
       plan.target = target;
@@ -638,7 +735,7 @@ rt_adopt (struct rt_runtime *rt, const char *id, pid_t pid, uint64_t start_time,
   snprintf (c->id, sizeof c->id, "%s", id);
   c->pid = pid;
   c->adopted = true;
-  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, NULL, &c->cgroup, err) < 0)
+  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, true, NULL, &c->cgroup, err) < 0)
     {
       free (c);
       return error_prefix (err, "container `%s`", id);

@@ -98,6 +98,11 @@ struct rt_usage
  * under which containers are created, e.g. "agentd". */
 int rt_runtime_new (const char *state_dir, const char *cgroup_parent,
                     struct rt_runtime **out, struct error *err);
+/* Make up to n spares ahead of need (cgroups and state dirs, at most 16),
+ * so that rt_start renames instead of creating: call it off the hot path.
+ * The one call that may run in another thread than the rest. */
+int rt_prepare (struct rt_runtime *rt, int n, struct error *err);
+/* Removes the spares too. */
 void rt_runtime_free (struct rt_runtime *rt);
 enum rt_cgroup_version rt_runtime_cgroup_version (const struct rt_runtime *rt);
 

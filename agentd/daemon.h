@@ -55,6 +55,7 @@ struct instance
   uint16_t port; /* its spec's port, probed for health */
   uint64_t version;
   char id[80]; /* container id: <deployment id>-<version>-<nonce>, at most 64 */
+  char rt_name[80]; /* its cgroup's name (rt_name), to adopt it again */
   enum instance_state state;
   struct rt_container *c;
   pid_t pid;
@@ -204,8 +205,9 @@ void deployment_info (const struct deployment *dep, struct info_buf *b,
 void deployment_log (struct deployment *dep, enum log_stream s, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 const char *restart_policy_name (enum restart_policy p);
-int instance_adopt (struct daemon *d, struct deployment *dep, const char *id, uint64_t version,
-                    pid_t pid, uint64_t start_time, uint32_t addr, struct error *err);
+int instance_adopt (struct daemon *d, struct deployment *dep, const char *id, const char *rt_name,
+                    uint64_t version, pid_t pid, uint64_t start_time, uint32_t addr,
+                    struct error *err);
 void deployment_restart_now (struct daemon *d, struct deployment *dep);
 void net_pool_fill (struct daemon *d);
 void net_addr_release (struct daemon *d, uint32_t addr);

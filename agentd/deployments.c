@@ -425,6 +425,7 @@ instance_start (struct daemon *d, struct instance *in, const struct dspec *sp, s
   if (rt_start (d->rt, in->id, &spec, &in->c, err) < 0)
     goto out;
   in->pid = rt_pid (in->c);
+  snprintf (in->rt_name, sizeof in->rt_name, "%s", rt_name (in->c));
   if (rt_start_time (in->pid, &in->start_time, err) < 0)
     in->start_time = 0;
   in->pid_h.fn = instance_on_pidfd;
@@ -1283,18 +1284,19 @@ deployments_tick (struct daemon *d, double now)
 /* ---- adoption after a restart ---------------------------------------------- */
 
 int
-instance_adopt (struct daemon *d, struct deployment *dep, const char *id, uint64_t version,
-                pid_t pid, uint64_t start_time, uint32_t addr, struct error *err)
+instance_adopt (struct daemon *d, struct deployment *dep, const char *id, const char *name,
+                uint64_t version, pid_t pid, uint64_t start_time, uint32_t addr, struct error *err)
 {
   struct instance *in = instance_new (dep, version, id);
   if (in == NULL)
     return error_set (err, ENOMEM, "instance");
-  if (rt_adopt (d->rt, in->id, pid, start_time, &in->c, err) < 0)
+  if (rt_adopt (d->rt, in->id, name, pid, start_time, &in->c, err) < 0)
     {
       free (in);
       return -1;
     }
   in->pid = pid;
+  snprintf (in->rt_name, sizeof in->rt_name, "%s", name);
   in->start_time = start_time;
   in->adopted = true;
   in->net.addr = addr;

@@ -14,7 +14,7 @@
 
 #include "daemon.h"
 
-#define SPARES 4
+#define SPARES 16
 
 struct prep_result
 {

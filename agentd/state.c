@@ -44,7 +44,8 @@ deployment_json (const struct deployment *dep)
   const struct instance *in = dep->current;
   if (in && in->state == INST_RUNNING && in->c)
     json_object_set_new (o, "instance",
-                         json_pack ("{s:s, s:I, s:I, s:I, s:I}", "id", in->id, "version",
+                         json_pack ("{s:s, s:s, s:I, s:I, s:I, s:I}", "id", in->id, "rt_name",
+                                    in->rt_name, "version",
                                     (json_int_t) in->version,
                                     "pid", (json_int_t) in->pid, "start_time",
                                     (json_int_t) in->start_time, "addr",
@@ -54,8 +55,8 @@ deployment_json (const struct deployment *dep)
   json_t *old = json_array ();
   for (size_t i = 0; i < sizeof dep->draining / sizeof dep->draining[0]; i++)
     if (dep->draining[i] && dep->draining[i]->c)
-      json_array_append_new (old, json_pack ("{s:s, s:I, s:I, s:I}", "id", dep->draining[i]->id,
-                                             "version",
+      json_array_append_new (old, json_pack ("{s:s, s:s, s:I, s:I, s:I}", "id", dep->draining[i]->id,
+                                             "rt_name", dep->draining[i]->rt_name, "version",
                                              (json_int_t) dep->draining[i]->version, "pid",
                                              (json_int_t) dep->draining[i]->pid, "start_time",
                                              (json_int_t) dep->draining[i]->start_time));
@@ -193,14 +194,15 @@ adopt_draining (struct daemon *d, struct deployment *dep, json_t *list)
   json_array_foreach (list, i, o)
   {
     json_int_t version = 0, pid = 0, start = 0;
-    const char *id;
-    if (json_unpack (o, "{s:s, s:I, s:I, s:I}", "id", &id, "version", &version, "pid", &pid,
-                     "start_time", &start) < 0)
+    const char *id, *name;
+    if (json_unpack (o, "{s:s, s:s, s:I, s:I, s:I}", "id", &id, "rt_name", &name, "version",
+                     &version, "pid", &pid, "start_time", &start) < 0)
       continue;
     /* Adopted only to be stopped: it was being replaced. */
     struct instance *keep = dep->current;
     struct error err = { 0 };
-    if (instance_adopt (d, dep, id, (uint64_t) version, (pid_t) pid, (uint64_t) start, 0, &err) == 0)
+    if (instance_adopt (d, dep, id, name, (uint64_t) version, (pid_t) pid, (uint64_t) start, 0,
+                        &err) == 0)
       {
         struct instance *old = dep->current;
         dep->current = keep;
@@ -266,13 +268,13 @@ load_deployment (struct daemon *d, json_t *o, struct error *err)
     fprintf (stderr, "agentd: %s: %s (retrying)\n", dep->id, lerr.msg);
 
   json_int_t version, pid, start, addr;
-  const char *id;
+  const char *id, *name;
   json_t *in = json_object_get (o, "instance");
-  if (in && json_unpack (in, "{s:s, s:I, s:I, s:I, s:I}", "id", &id, "version", &version, "pid", &pid,
-                         "start_time", &start, "addr", &addr) == 0)
+  if (in && json_unpack (in, "{s:s, s:s, s:I, s:I, s:I, s:I}", "id", &id, "rt_name", &name, "version",
+                         &version, "pid", &pid, "start_time", &start, "addr", &addr) == 0)
     {
       struct error aerr = { 0 };
-      if (instance_adopt (d, dep, id, (uint64_t) version, (pid_t) pid, (uint64_t) start,
+      if (instance_adopt (d, dep, id, name, (uint64_t) version, (pid_t) pid, (uint64_t) start,
                           (uint32_t) addr, &aerr) == 0)
         deployment_log (dep, LOG_AGENTD, "agentd restarted: adopted version %llu, pid %d",
                         (unsigned long long) version, (int) pid);

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <grp.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -51,12 +53,15 @@ child_set_identity (const struct child_plan *plan, struct error *err)
   if (cap_reset_ambient () < 0 && errno != EINVAL)
     return error_set (err, errno, "clear ambient capabilities");
 
+  /* Raw system calls: glibc's wrappers would try to change every thread of
+   * the (multi-threaded) parent it believes this child still has, and wait
+   * for them forever. */
   gid_t gid = spec->gid;
-  if (setgroups (1, &gid) < 0)
+  if (syscall (SYS_setgroups, 1, &gid) < 0)
     return error_set (err, errno, "setgroups to [%u]", (unsigned) gid);
-  if (setresgid (gid, gid, gid) < 0)
+  if (syscall (SYS_setresgid, gid, gid, gid) < 0)
     return error_set (err, errno, "set gid %u", (unsigned) gid);
-  if (setresuid (spec->uid, spec->uid, spec->uid) < 0)
+  if (syscall (SYS_setresuid, spec->uid, spec->uid, spec->uid) < 0)
     return error_set (err, errno, "set uid %u", (unsigned) spec->uid);
   /* A non-zero uid lost every effective and permitted capability in
    * setresuid; root keeps exactly the defaults, inheritable empty. */

@@ -336,24 +336,6 @@ cgroup_spare_make (const struct cgroup_host *host, enum rt_cgroup_version v, con
   return 0;
 }
 
-int
-cgroup_spare_claim (const struct cgroup_host *host, enum rt_cgroup_version v, const char *parent,
-                    const char *name, const char *id, struct error *err)
-{
-  char from[CG1_N][PATH_MAX], to[CG1_N][PATH_MAX];
-  int n = cgroup_dirs (host, v, parent, name, from);
-  cgroup_dirs (host, v, parent, id, to);
-  for (int i = 0; i < n; i++)
-    if (rename (from[i], to[i]) < 0)
-      {
-        int e = errno;
-        for (int k = 0; k < i; k++)
-          rename (to[k], from[k]);
-        return error_set (err, e, "rename spare cgroup `%s` to `%s`", from[i], to[i]);
-      }
-  return 0;
-}
-
 void
 cgroup_spare_remove (const struct cgroup_host *host, enum rt_cgroup_version v, const char *parent,
                      const char *name)
@@ -362,6 +344,25 @@ cgroup_spare_remove (const struct cgroup_host *host, enum rt_cgroup_version v, c
   int n = cgroup_dirs (host, v, parent, name, dirs);
   for (int i = 0; i < n; i++)
     rmdir (dirs[i]);
+}
+
+int
+cgroup_spare_attach_thread (const struct cgroup_host *host, const char *parent, const char *name,
+                            pid_t tid, struct error *err)
+{
+  char dirs[CG1_N][PATH_MAX];
+  int n = cgroup_dirs (host, RT_CGROUP_V1, parent, name, dirs);
+  char buf[32];
+  int len = snprintf (buf, sizeof buf, "%d", (int) tid);
+  for (int i = 0; i < n; i++)
+    {
+      char path[PATH_MAX + 8];
+      if (snprintf (path, sizeof path, "%s/tasks", dirs[i]) >= (int) sizeof path)
+        return error_setx (err, ENAMETOOLONG, "cgroup path `%s` is too long", dirs[i]);
+      if (write_file_at (AT_FDCWD, path, buf, (size_t) len, err) < 0)
+        return -1;
+    }
+  return 0;
 }
 
 static void

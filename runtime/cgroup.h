@@ -56,14 +56,14 @@ int cgroup_create (const struct cgroup_host *host, enum rt_cgroup_version v,
                    const struct cgroup_limits *limits, struct cgroup **out,
                    struct error *err);
 /* Spares: cgroup directories made ahead of need (mkdir is the slow part of
- * a start), renamed to a container's id when one starts. */
+ * a start), then opened by cgroup_create(exists) when one starts. */
 int cgroup_spare_make (const struct cgroup_host *host, enum rt_cgroup_version v,
                        const char *parent, const char *name, struct error *err);
-int cgroup_spare_claim (const struct cgroup_host *host, enum rt_cgroup_version v,
-                        const char *parent, const char *name, const char *id,
-                        struct error *err);
 void cgroup_spare_remove (const struct cgroup_host *host, enum rt_cgroup_version v,
                           const char *parent, const char *name);
+/* v1: move one thread (tid) into the spare, in every hierarchy. */
+int cgroup_spare_attach_thread (const struct cgroup_host *host, const char *parent,
+                                const char *name, pid_t tid, struct error *err);
 /* A directory fd for clone3's CLONE_INTO_CGROUP, or -1 (v1). */
 int cgroup_clone_fd (const struct cgroup *cg);
 /* Move pid in (v1: every hierarchy); pid 0 is the caller itself. */

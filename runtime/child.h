@@ -22,6 +22,7 @@ struct child_plan
   struct sock_fprog prog;   /* seccomp program, len 0 for none */
   cap_t caps;               /* effective and permitted set for uid 0 */
   struct cgroup *cgroup;    /* v1: the child attaches itself ("0") */
+  bool in_cgroup;           /* ...unless cloned from inside it (a spawner) */
 };
 
 /* mount.c: new root filesystem, /proc, /dev, /sys, masked and read-only

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -25,6 +26,7 @@
 #include "cgroup.h"
 #include "child.h"
 #include "seccomp_internal.h"
+#include "spawner.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -38,7 +40,11 @@ struct rt_runtime
   enum rt_cgroup_version version;
   /* Spares (rt_prepare): a cgroup and a state dir with rootfs/, upper/ and
    * work/ made ahead, renamed to a container's id when it starts. */
-  char spares[MAX_SPARES][48];
+  struct
+  {
+    char name[48];
+    struct spawner *spawner; /* v1: a thread parked in its cgroups */
+  } spares[MAX_SPARES];
   int n_spares;
   unsigned spare_seq;
   pthread_mutex_t spares_lock; /* rt_prepare may run in another thread */
@@ -47,6 +53,7 @@ struct rt_runtime
 struct rt_container
 {
   char id[65];
+  char name[65]; /* its cgroup's and state dir's name: the id, or a spare's */
   pid_t pid;
   int pidfd;
   bool reaped;
@@ -94,8 +101,9 @@ rt_runtime_new (const char *state_dir, const char *cgroup_parent, struct rt_runt
 }
 
 static void
-spare_remove (struct rt_runtime *rt, const char *name)
+spare_remove (struct rt_runtime *rt, const char *name, struct spawner *sp)
 {
+  spawner_free (sp); /* out of the cgroup before it is removed */
   struct error ignored;
   char path[PATH_MAX + 64];
   snprintf (path, sizeof path, "%s/%s", rt->state_dir, name);
@@ -121,7 +129,10 @@ rt_prepare (struct rt_runtime *rt, int n, struct error *err)
     {
       char name[48];
       pthread_mutex_lock (&rt->spares_lock);
-      snprintf (name, sizeof name, "spare-%d-%u", (int) getpid (), rt->spare_seq++);
+      unsigned nonce = 0;
+      if (getrandom (&nonce, sizeof nonce, 0) < 0)
+        nonce = (unsigned) getpid () << 16;
+      snprintf (name, sizeof name, "slot-%08x-%u", nonce, rt->spare_seq++);
       pthread_mutex_unlock (&rt->spares_lock);
       char path[PATH_MAX + 64];
       int len = snprintf (path, sizeof path, "%s/%s", rt->state_dir, name);
@@ -134,23 +145,37 @@ rt_prepare (struct rt_runtime *rt, int n, struct error *err)
           if (mkdir (path, i == 2 ? 0700 : 0755) < 0)
             {
               int e = errno;
-              spare_remove (rt, name);
+              spare_remove (rt, name, NULL);
               return error_set (err, e, "create `%s`", path);
             }
         }
       if (cgroup_spare_make (&rt->host, rt->version, rt->cgroup_parent, name, err) < 0)
         {
-          spare_remove (rt, name);
+          spare_remove (rt, name, NULL);
           return -1;
         }
+      /* v1: park a thread in it now, while no start waits (spawner.c). */
+      struct spawner *sp = NULL;
+      struct error serr = { 0 };
+      if (rt->version == RT_CGROUP_V1 && spawner_new (&sp, &serr) == 0
+          && cgroup_spare_attach_thread (&rt->host, rt->cgroup_parent, name, spawner_tid (sp), &serr) < 0)
+        {
+          spawner_free (sp);
+          sp = NULL;
+        }
       pthread_mutex_lock (&rt->spares_lock);
-      if (rt->n_spares < MAX_SPARES)
-        snprintf (rt->spares[rt->n_spares++], sizeof rt->spares[0], "%s", name);
-      else
-        name[0] = '\0';
+      bool kept = rt->n_spares < MAX_SPARES;
+      if (kept)
+        {
+          snprintf (rt->spares[rt->n_spares].name, sizeof rt->spares[0].name, "%s", name);
+          rt->spares[rt->n_spares++].spawner = sp;
+        }
       pthread_mutex_unlock (&rt->spares_lock);
-      if (name[0] == '\0')
-        break;
+      if (!kept)
+        {
+          spare_remove (rt, name, sp);
+          break;
+        }
     }
   return 0;
 }
@@ -159,7 +184,7 @@ void
 rt_runtime_free (struct rt_runtime *rt)
 {
   for (int i = 0; i < rt->n_spares; i++)
-    spare_remove (rt, rt->spares[i]);
+    spare_remove (rt, rt->spares[i].name, rt->spares[i].spawner);
   pthread_mutex_destroy (&rt->spares_lock);
   free (rt);
 }
@@ -174,6 +199,12 @@ const char *
 rt_id (const struct rt_container *c)
 {
   return c->id;
+}
+
+const char *
+rt_name (const struct rt_container *c)
+{
+  return c->name;
 }
 
 pid_t
@@ -283,11 +314,13 @@ child_main (const struct child_plan *plan)
     _exit (127); /* parent gone or failed: it reports the error */
   /* v1 has no CLONE_INTO_CGROUP: move ourselves in before anything else, so
    * that everything the workload does is charged there. */
-  if (cgroup_clone_fd (plan->cgroup) < 0 && cgroup_attach (plan->cgroup, 0, &err) < 0)
+  if (!plan->in_cgroup && cgroup_clone_fd (plan->cgroup) < 0
+      && cgroup_attach (plan->cgroup, 0, &err) < 0)
     child_fail (plan, &err);
   /* In a new user namespace we still carry the host's ids, which map to
    * nothing there; become the namespace's root now that the maps exist. */
-  if (spec->userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
+  if (spec->userns
+      && (syscall (SYS_setresgid, 0, 0, 0) < 0 || syscall (SYS_setresuid, 0, 0, 0) < 0))
     {
       error_set (&err, errno, "become root of the user namespace");
       child_fail (plan, &err);
@@ -354,6 +387,32 @@ child_main (const struct child_plan *plan)
 }
 
 /* ---- the parent --------------------------------------------------------- */
+
+struct clone_job
+{
+  struct clone_args *args;
+  const struct child_plan *plan;
+  int close_in_child[2]; /* the parent's ends of the pipes */
+};
+
+/* The clone3 itself: the child's pid, or -errno. In the child it does not
+ * return. Runs in the caller's thread or in a spare's spawner. */
+static long
+clone_child (void *arg)
+{
+  struct clone_job *j = arg;
+  long pid = syscall (SYS_clone3, j->args, sizeof *j->args);
+  if (pid < 0)
+    return -errno;
+  if (pid == 0)
+    {
+      for (int i = 0; i < 2; i++)
+        if (j->close_in_child[i] >= 0)
+          close (j->close_in_child[i]);
+      child_main (j->plan);
+    }
+  return pid;
+}
 
 static int
 validate_spec (const struct rt_spec *spec, struct error *err)
@@ -523,24 +582,24 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
   /* A spare fits an overlay start without a user namespace (whose dirs
    * would need other owners). */
   char spare[48] = "";
+  struct spawner *spawner = NULL;
   pthread_mutex_lock (&rt->spares_lock);
   if (rt->n_spares > 0 && spec->n_lowers > 0 && !spec->userns)
-    snprintf (spare, sizeof spare, "%s", rt->spares[--rt->n_spares]);
-  pthread_mutex_unlock (&rt->spares_lock);
-  if (spare[0])
     {
-      struct error ignored;
-      if (cgroup_spare_claim (&rt->host, rt->version, rt->cgroup_parent, spare, id, &ignored) < 0)
-        {
-          spare_remove (rt, spare);
-          spare[0] = '\0';
-        }
+      rt->n_spares--;
+      snprintf (spare, sizeof spare, "%s", rt->spares[rt->n_spares].name);
+      spawner = rt->spares[rt->n_spares].spawner;
     }
-  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, spare[0] != '\0', &limits,
+  pthread_mutex_unlock (&rt->spares_lock);
+  /* A spare keeps its name: renaming a v1 cgroup takes cgroup_mutex, which
+   * a spawner's move (rt_prepare, in another thread) may hold for a whole
+   * RCU grace period. */
+  snprintf (c->name, sizeof c->name, "%s", spare[0] ? spare : id);
+  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, c->name, spare[0] != '\0', &limits,
                      &c->cgroup, err) < 0)
     {
       if (spare[0])
-        spare_remove (rt, spare);
+        spare_remove (rt, spare, spawner);
       free (c);
       if (err->code == EEXIST)
         return error_setx (err, EEXIST, "container `%s` already exists", id);
@@ -561,16 +620,14 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
     {
       /* Only an overlay needs a state dir: its mount point and maybe an
        * ephemeral upper. A plain rootfs is bind-mounted onto itself. */
-      if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, id)
+      if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, c->name)
           >= (int) sizeof c->state_path)
         {
-          error_setx (err, ENAMETOOLONG, "state dir `%s/%s`: path too long", rt->state_dir, id);
+          error_setx (err, ENAMETOOLONG, "state dir `%s/%s`: path too long", rt->state_dir, c->name);
           c->state_path[0] = '\0';
           goto fail;
         }
-      char spare_path[PATH_MAX + 64];
-      snprintf (spare_path, sizeof spare_path, "%s/%s", rt->state_dir, spare);
-      if (spare[0] ? rename (spare_path, c->state_path) < 0 : mkdir (c->state_path, 0711) < 0)
+      if (!spare[0] && mkdir (c->state_path, 0711) < 0)
         {
           error_set (err, errno, "create state dir `%s`", c->state_path);
           c->state_path[0] = '\0';
@@ -626,19 +683,18 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
       args.flags |= CLONE_INTO_CGROUP;
       args.cgroup = cgroup_clone_fd (c->cgroup);
     }
-  pid_t pid = syscall (SYS_clone3, &args, sizeof args);
-  if (pid < 0)
+  /* v1 with a spare's spawner: cloned from inside the cgroup already. */
+  plan.in_cgroup = spawner != NULL;
+  struct clone_job job = { &args, &plan, { pipe_err[0], pipe_sync[1] } };
+  long cloned = spawner ? spawner_run (spawner, clone_child, &job) : clone_child (&job);
+  spawner_free (spawner); /* its thread has ended: agentd is out of the cgroup */
+  spawner = NULL;
+  if (cloned < 0)
     {
-      error_set (err, errno, "clone3 into new namespaces");
+      error_set (err, (int) -cloned, "clone3 into new namespaces");
       goto fail;
     }
-  if (pid == 0)
-    {
-      close (pipe_err[0]);
-      if (pipe_sync[1] >= 0)
-        close (pipe_sync[1]);
-      child_main (&plan);
-    }
+  pid_t pid = (pid_t) cloned;
   c->pid = pid;
   close (pipe_err[1]);
   pipe_err[1] = -1;
@@ -682,6 +738,7 @@ rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
   *out = c;
 
 fail:
+  spawner_free (spawner);
   if (plan.caps)
     cap_free (plan.caps);
   for (int i = 0; i < 2; i++)
@@ -716,10 +773,10 @@ rt_start_time (pid_t pid, uint64_t *out, struct error *err)
 }
 
 int
-rt_adopt (struct rt_runtime *rt, const char *id, pid_t pid, uint64_t start_time,
+rt_adopt (struct rt_runtime *rt, const char *id, const char *name, pid_t pid, uint64_t start_time,
           struct rt_container **out, struct error *err)
 {
-  if (validate_id (id, err) < 0)
+  if (validate_id (id, err) < 0 || validate_id (name, err) < 0)
     return -1;
   cleanup_close int pidfd = syscall (SYS_pidfd_open, pid, 0);
   if (pidfd < 0)
@@ -733,14 +790,15 @@ rt_adopt (struct rt_runtime *rt, const char *id, pid_t pid, uint64_t start_time,
   if (c == NULL)
     return error_set (err, ENOMEM, "allocate container");
   snprintf (c->id, sizeof c->id, "%s", id);
+  snprintf (c->name, sizeof c->name, "%s", name);
   c->pid = pid;
   c->adopted = true;
-  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, id, true, NULL, &c->cgroup, err) < 0)
+  if (cgroup_create (&rt->host, rt->version, rt->cgroup_parent, name, true, NULL, &c->cgroup, err) < 0)
     {
       free (c);
       return error_prefix (err, "container `%s`", id);
     }
-  if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, id)
+  if (snprintf (c->state_path, sizeof c->state_path, "%s/%s", rt->state_dir, name)
           >= (int) sizeof c->state_path
       || access (c->state_path, F_OK) < 0)
     c->state_path[0] = '\0';

@@ -98,8 +98,9 @@ struct rt_usage
  * under which containers are created, e.g. "agentd". */
 int rt_runtime_new (const char *state_dir, const char *cgroup_parent,
                     struct rt_runtime **out, struct error *err);
-/* Make up to n spares ahead of need (cgroups and state dirs, at most 16),
- * so that rt_start renames instead of creating: call it off the hot path.
+/* Make up to n spares ahead of need (cgroups and state dirs, at most 16,
+ * on v1 with a thread parked in the cgroups), so that rt_start creates
+ * nothing: call it off the hot path.
  * The one call that may run in another thread than the rest. */
 int rt_prepare (struct rt_runtime *rt, int n, struct error *err);
 /* Removes the spares too. */
@@ -126,14 +127,18 @@ int rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
 
 /* Take over a workload a previous process started (after an agentd
  * restart): pid must still be the same process, which start_time (from
- * rt_start_time) proves; its cgroup and state dir are found by id. Such a
- * workload is not our child: rt_wait reports its end with exit.unknown. */
-int rt_adopt (struct rt_runtime *rt, const char *id, pid_t pid, uint64_t start_time,
-              struct rt_container **out, struct error *err);
+ * rt_start_time) proves; its cgroup and state dir are found by name (see
+ * rt_name). Such a workload is not our child: rt_wait reports its end with
+ * exit.unknown. */
+int rt_adopt (struct rt_runtime *rt, const char *id, const char *name, pid_t pid,
+              uint64_t start_time, struct rt_container **out, struct error *err);
 /* The kernel's start time of a process (clock ticks since boot). */
 int rt_start_time (pid_t pid, uint64_t *out, struct error *err);
 
 const char *rt_id (const struct rt_container *c);
+/* The name of its cgroup and state dir: its id, or that of the spare it
+ * started from (keep it to adopt the workload later). */
+const char *rt_name (const struct rt_container *c);
 pid_t rt_pid (const struct rt_container *c);
 /* Readable (epoll) when the workload has exited. */
 int rt_pidfd (const struct rt_container *c);

@@ -123,6 +123,7 @@ $(BUILD)/spawn_time: bench/spawn_time.c
 bench: all $(BUILD)/spawn_time
 	BUILD=$(BUILD) bench/start
 	BUILD=$(BUILD) bench/unpack
+	BUILD=$(BUILD) bench/deploy
 
 demo: all
 	examples/hello/run.sh

@@ -119,6 +119,17 @@ struct environment
   struct environment *link;
 };
 
+#define IMAGE_CACHE_SIZE 8
+
+struct image_cache
+{
+  char *ref;
+  struct image_rootfs img;
+  struct timespec mtime; /* of index.json when resolved */
+  ino_t ino;
+  uint64_t used;
+};
+
 struct state_writer
 {
   pthread_t thread;
@@ -171,6 +182,8 @@ struct daemon
   struct deferred *deferred;
   struct fwd_conn *conns;
   struct state_writer writer;
+  struct image_cache images[IMAGE_CACHE_SIZE];
+  uint64_t images_clock;
   /* The preparer thread (prepare.c). */
   pthread_t prep_thread;
   bool prep_running;
@@ -196,6 +209,7 @@ struct deployment *deployment_find (struct daemon *d, const char *project, const
 int deployment_remove (struct daemon *d, struct deployment *dep, struct error *err);
 void deployments_tick (struct daemon *d, double now);
 void deployments_free_all (struct daemon *d);
+void image_cache_clear (struct daemon *d);
 struct info_buf
 {
   char addr[32], url[64];

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -333,21 +334,73 @@ instance_release (struct daemon *d, struct instance *in)
   in->state = INST_EXITED;
 }
 
+/* An image's layers and config, resolved once and kept while the store's
+ * index.json is unchanged (a resolve reads and parses three documents). */
+static const struct image_rootfs *
+image_resolve (struct daemon *d, const char *ref, struct error *err)
+{
+  char index[600];
+  snprintf (index, sizeof index, "%s/index.json", d->root);
+  struct stat st;
+  if (stat (index, &st) < 0)
+    {
+      error_setx (err, ENOENT, "image `%s` is not in the store `%s`", ref, d->root);
+      return NULL;
+    }
+  struct image_cache *slot = &d->images[0];
+  for (size_t i = 0; i < IMAGE_CACHE_SIZE; i++)
+    {
+      struct image_cache *e = &d->images[i];
+      if (e->ref && strcmp (e->ref, ref) == 0 && e->mtime.tv_sec == st.st_mtim.tv_sec
+          && e->mtime.tv_nsec == st.st_mtim.tv_nsec && e->ino == st.st_ino)
+        {
+          e->used = ++d->images_clock;
+          return &e->img;
+        }
+      if (e->used < slot->used)
+        slot = e;
+    }
+  struct store *s = NULL;
+  struct image_rootfs img = { 0 };
+  if (store_open (d->root, &s, err) < 0)
+    return NULL;
+  int r = image_rootfs (s, ref, &img, err);
+  store_close (s);
+  if (r < 0)
+    return NULL;
+  image_rootfs_clear (&slot->img);
+  free (slot->ref);
+  slot->ref = strdup (ref);
+  slot->img = img;
+  slot->mtime = st.st_mtim;
+  slot->ino = st.st_ino;
+  slot->used = ++d->images_clock;
+  return &slot->img;
+}
+
+void
+image_cache_clear (struct daemon *d)
+{
+  for (size_t i = 0; i < IMAGE_CACHE_SIZE; i++)
+    {
+      image_rootfs_clear (&d->images[i].img);
+      free (d->images[i].ref);
+      d->images[i].ref = NULL;
+    }
+}
+
 static int
 instance_start (struct daemon *d, struct instance *in, const struct dspec *sp, struct error *err)
 {
-  struct store *s = NULL;
-  struct image_rootfs img = { 0 };
   cleanup_free char **argv = NULL;
   cleanup_free char **envp = NULL;
   int wfd_out = -1, wfd_err = -1;
   int ret = -1;
 
-  if (store_open (d->root, &s, err) < 0)
+  const struct image_rootfs *img = image_resolve (d, sp->image, err);
+  if (img == NULL)
     return -1;
-  if (image_rootfs (s, sp->image, &img, err) < 0)
-    goto out;
-  const struct image_config *c = &img.config;
+  const struct image_config *c = &img->config;
   /* The command: Entrypoint, then the deploy's argv or the image's Cmd. */
   size_t ne = 0, nc = 0, nenv = 0, ngiven = 0;
   while (c->entrypoint && c->entrypoint[ne])
@@ -398,8 +451,8 @@ instance_start (struct daemon *d, struct instance *in, const struct dspec *sp, s
     envp[n++] = path_env;
 
   struct rt_spec spec = {
-    .lowers = (const char *const *) img.lowers,
-    .n_lowers = img.n_lowers,
+    .lowers = (const char *const *) img->lowers,
+    .n_lowers = img->n_lowers,
     .argv = argv,
     .envp = envp,
     .cwd = c->workdir,
@@ -409,7 +462,7 @@ instance_start (struct daemon *d, struct instance *in, const struct dspec *sp, s
     .seccomp = d->seccomp,
     .hostname = in->dep->service,
   };
-  if (c->user && image_lookup_user (&img, c->user, &spec.uid, &spec.gid, err) < 0)
+  if (c->user && image_lookup_user (img, c->user, &spec.uid, &spec.gid, err) < 0)
     goto out;
   if (d->net_enabled)
     {
@@ -446,8 +499,6 @@ out:
     close (wfd_err);
   if (ret < 0)
     instance_release (d, in);
-  image_rootfs_clear (&img);
-  store_close (s);
   return ret;
 }
 
@@ -1121,13 +1172,8 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
     goto fail;
   progress (dep, "accepted", "deploy accepted", 0, 0);
   /* In the store already, or pulled first (in a worker thread). */
-  struct store *s = NULL;
-  struct image_rootfs probe = { 0 };
   struct error perr = { 0 };
-  int have = store_open (d->root, &s, &perr) == 0 && image_rootfs (s, sp->image, &probe, &perr) == 0;
-  image_rootfs_clear (&probe);
-  store_close (s);
-  if (!have)
+  if (image_resolve (d, sp->image, &perr) == NULL)
     {
       if (strchr (sp->image, '/') == NULL)
         {

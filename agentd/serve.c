@@ -291,6 +291,7 @@ daemon_stop (struct daemon *d)
     client_drop (d->clients);
   daemon_run_deferred (d);
   deployments_free_all (d);
+  image_cache_clear (d);
   free (d->addr_used);
   if (d->seccomp)
     rt_seccomp_free (d->seccomp);

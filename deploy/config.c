@@ -93,10 +93,36 @@ scalar (struct parser *ps, const char *key, char **out)
   return *out ? 0 : error_set (ps->err, ENOMEM, "%s", ps->name);
 }
 
-/* A scalar for a typed key, checked with parse(); messages carry the place. */
+enum value_kind
+{
+  V_PORT,
+  V_PIDS,
+  V_SIZE,
+  V_CPUS,
+  V_DURATION,
+};
+
 static int
-typed (struct parser *ps, const char *key, int (*parse) (const char *, uint64_t *, struct error *),
-       uint64_t *out)
+parse_value (enum value_kind k, const char *s, uint64_t *out, struct error *err)
+{
+  int64_t v = 0;
+  int r = -1;
+  switch (k)
+    {
+    case V_PORT: r = parse_count (s, 65535, &v, err); break;
+    case V_PIDS: r = parse_count (s, 4194304, &v, err); break;
+    case V_SIZE: r = parse_size (s, &v, err); break;
+    case V_CPUS: r = parse_cpus (s, &v, err); break;
+    case V_DURATION: return parse_duration (s, out, err);
+    }
+  if (r == 0)
+    *out = (uint64_t) v;
+  return r;
+}
+
+/* A scalar for a typed key, checked by its kind; messages carry the place. */
+static int
+typed (struct parser *ps, const char *key, enum value_kind kind, uint64_t *out)
 {
   yaml_event_t ev;
   if (next (ps, &ev) < 0)
@@ -105,7 +131,7 @@ typed (struct parser *ps, const char *key, int (*parse) (const char *, uint64_t 
   struct error perr = { 0 };
   if (ev.type != YAML_SCALAR_EVENT)
     r = fail_at (ps, &ev, "%s: expected a single value", key);
-  else if (parse ((const char *) ev.data.scalar.value, out, &perr) < 0)
+  else if (parse_value (kind, (const char *) ev.data.scalar.value, out, &perr) < 0)
     {
       char what[ERROR_MSG_MAX + 64];
       snprintf (what, sizeof what, "%s: %s", key, perr.msg);
@@ -113,46 +139,6 @@ typed (struct parser *ps, const char *key, int (*parse) (const char *, uint64_t 
     }
   yaml_event_delete (&ev);
   return r;
-}
-
-static int
-p_port (const char *s, uint64_t *out, struct error *err)
-{
-  int64_t v;
-  if (parse_count (s, 65535, &v, err) < 0)
-    return -1;
-  *out = (uint64_t) v;
-  return 0;
-}
-
-static int
-p_size (const char *s, uint64_t *out, struct error *err)
-{
-  int64_t v;
-  if (parse_size (s, &v, err) < 0)
-    return -1;
-  *out = (uint64_t) v;
-  return 0;
-}
-
-static int
-p_cpus (const char *s, uint64_t *out, struct error *err)
-{
-  int64_t v;
-  if (parse_cpus (s, &v, err) < 0)
-    return -1;
-  *out = (uint64_t) v;
-  return 0;
-}
-
-static int
-p_pids (const char *s, uint64_t *out, struct error *err)
-{
-  int64_t v;
-  if (parse_count (s, 4194304, &v, err) < 0)
-    return -1;
-  *out = (uint64_t) v;
-  return 0;
 }
 
 static int
@@ -298,15 +284,15 @@ document (struct parser *ps, struct deploy_config *c)
       else if (strcmp (key, "restart") == 0)
         r = scalar (ps, key, &c->restart);
       else if (strcmp (key, "port") == 0)
-        r = typed (ps, key, p_port, &c->port);
+        r = typed (ps, key, V_PORT, &c->port);
       else if (strcmp (key, "memory") == 0)
-        r = typed (ps, key, p_size, &c->memory);
+        r = typed (ps, key, V_SIZE, &c->memory);
       else if (strcmp (key, "cpus") == 0)
-        r = typed (ps, key, p_cpus, &c->cpu_millis);
+        r = typed (ps, key, V_CPUS, &c->cpu_millis);
       else if (strcmp (key, "pids") == 0)
-        r = typed (ps, key, p_pids, &c->pids);
+        r = typed (ps, key, V_PIDS, &c->pids);
       else if (strcmp (key, "ttl") == 0)
-        r = typed (ps, key, parse_duration, &c->ttl_seconds);
+        r = typed (ps, key, V_DURATION, &c->ttl_seconds);
       else if (strcmp (key, "command") == 0)
         r = command_list (ps, c);
       else if (strcmp (key, "env") == 0)

@@ -51,7 +51,7 @@ $(BUILD)/libproto.a: $(call obj,$(PROTO_SRC))
 # Debian ships only as a shared library, is dlopen'ed by the unpacker; glibc
 # warns that this needs the same glibc at run time, which `make` ensures.
 $(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/libruntime.a $(BUILD)/libproto.a $(BUILD)/libcommon.a
-	$(CC) $(CFLAGS) -static -o $@ $^ $(BUILDER_LIBS) $(LIBS) > $@.log 2>&1 || { cat $@.log; rm -f $@ $@.log; exit 1; }
+	$(CC) $(CFLAGS) -static -o $@ $^ $(BUILDER_LIBS) $(LIBS) -lyaml > $@.log 2>&1 || { cat $@.log; rm -f $@ $@.log; exit 1; }
 	@grep -v -e 'requires at runtime the shared libraries' -e ': in function' $@.log >&2 || true
 	@rm -f $@.log
 
@@ -68,14 +68,14 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 # agentd built with ASan and UBSan (dynamically linked), which the image and
 # pull suites run too: the builder's memory handling under a checker.
 $(BUILD)/agentd-san: $(call sobj,$(AGENTD_SRC) $(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC))
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(BUILDER_LIBS) $(LIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(BUILDER_LIBS) $(LIBS) -lyaml
 
 # Integration tests run the real kernel paths; built without sanitizers so
 # that the forked children behave as in production.
 INTEG_LIBS := $(BUILD)/libbuilder.a $(BUILD)/libruntime.a $(BUILD)/libcommon.a
 $(BUILD)/tests/test_%: tests/integration/test_%.c $(INTEG_LIBS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIBS) $(BUILDER_LIBS) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIBS) $(BUILDER_LIBS) $(LIBS) -lyaml -lcmocka
 
 # A static probe binary the integration tests run inside containers.
 $(BUILD)/tests/probe: tests/fixtures/probe.c

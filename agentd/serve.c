@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../common/fsutil.h"
+#include "config.h"
 #include "commands.h"
 #include "daemon.h"
 #include "../common/parse.h"
@@ -46,6 +47,9 @@ serve_usage (FILE *out)
          "  --port-base N         first 127.0.0.1 port for services  (default 20000)\n"
          "  --metrics ADDR:PORT   serve GET /metrics there (Prometheus text), e.g. 127.0.0.1:9464\n"
          "  --log-max SIZE        per-deployment log size before rotation (default 8M)\n"
+         "  --config FILE         settings from an agentd.yaml (root, socket, subnet, bridge,\n"
+         "                        network, port_base, metrics, log_max, allow_uids,\n"
+         "                        socket_group); flags win over it\n"
          "  -h, --help            show this help\n",
          out);
 }
@@ -307,6 +311,126 @@ daemon_stop (struct daemon *d)
   loop_free (&d->loop);
 }
 
+struct serve_opts
+{
+  const char *subnet, *metrics;
+  char *config_storage[8]; /* strings made from agentd.yaml values */
+  int n_storage;
+};
+
+/* One setting, from a flag or from agentd.yaml (`where` names which). */
+static int
+set_option (struct daemon *d, struct serve_opts *o, int opt, const char *arg, const char *where)
+{
+  struct error err = { 0 };
+  int64_t v;
+  switch (opt)
+    {
+    case 'R': d->root = arg; return 0;
+    case 's': d->socket_path = arg; return 0;
+    case 'n': o->subnet = arg; return 0;
+    case 'm': o->metrics = arg; return 0;
+    case 'N': d->net_enabled = false; return 0;
+    case 'b':
+      if (strlen (arg) == 0 || strlen (arg) >= sizeof d->net.bridge)
+        {
+          error_setx (&err, EINVAL, "`%s`: 1-15 characters", arg);
+          break;
+        }
+      strcpy (d->net.bridge, arg);
+      return 0;
+    case 'p':
+      if (parse_count (arg, 65000, &v, &err) < 0)
+        break;
+      d->port_base = (uint16_t) v;
+      return 0;
+    case 'l':
+      if (parse_size (arg, &v, &err) < 0)
+        break;
+      d->log_max = (uint64_t) v;
+      return 0;
+    case 'u':
+      if (parse_count (arg, 4294967294LL, &v, &err) < 0)
+        break;
+      if (d->n_allow_uid == 16)
+        {
+          error_setx (&err, E2BIG, "at most 16 uids");
+          break;
+        }
+      d->allow_uid[d->n_allow_uid++] = (uid_t) v;
+      return 0;
+    case 'g':
+      {
+        struct group *g = getgrnam (arg);
+        if (g == NULL)
+          {
+            error_setx (&err, ENOENT, "`%s`: no such group", arg);
+            break;
+          }
+        d->allow_gid = g->gr_gid;
+        d->has_allow_gid = true;
+        return 0;
+      }
+    }
+  fprintf (stderr, "agentd serve: %s: %s\n", where, err.msg);
+  return -1;
+}
+
+static void
+serve_opts_free (struct serve_opts *o)
+{
+  for (int i = 0; i < o->n_storage; i++)
+    free (o->config_storage[i]);
+  o->n_storage = 0;
+}
+
+static char *
+keep (struct serve_opts *o, char *s)
+{
+  if (s && o->n_storage < (int) (sizeof o->config_storage / sizeof o->config_storage[0]))
+    o->config_storage[o->n_storage++] = s;
+  return s;
+}
+
+/* agentd.yaml's settings, applied before the flags (which win). */
+static int
+apply_config (struct daemon *d, struct serve_opts *o, const char *path)
+{
+  struct agentd_config c;
+  struct error err = { 0 };
+  if (agentd_config_load (path, &c, &err) < 0)
+    {
+      fprintf (stderr, "agentd serve: --config: %s\n", err.msg);
+      return -1;
+    }
+  struct
+  {
+    int opt;
+    char *value;
+    const char *key;
+  } strings[] = { { 'R', c.root, "root" },       { 's', c.socket, "socket" },
+                  { 'n', c.subnet, "subnet" },   { 'b', c.bridge, "bridge" },
+                  { 'm', c.metrics, "metrics" }, { 'g', c.socket_group, "socket_group" } };
+  int r = 0;
+  for (size_t i = 0; i < sizeof strings / sizeof strings[0] && r == 0; i++)
+    if (strings[i].value)
+      {
+        char where[64];
+        snprintf (where, sizeof where, "%s: %s", path, strings[i].key);
+        r = set_option (d, o, strings[i].opt, keep (o, strdup (strings[i].value)), where);
+      }
+  if (c.has_network && !c.network)
+    d->net_enabled = false;
+  if (c.port_base)
+    d->port_base = (uint16_t) c.port_base;
+  if (c.log_max)
+    d->log_max = c.log_max;
+  for (int i = 0; i < c.n_allow_uids && d->n_allow_uid < 16; i++)
+    d->allow_uid[d->n_allow_uid++] = c.allow_uids[i];
+  agentd_config_clear (&c);
+  return r;
+}
+
 int
 cmd_serve (int argc, char **argv)
 {
@@ -316,91 +440,66 @@ cmd_serve (int argc, char **argv)
     { "no-network", no_argument, NULL, 'N' },      { "port-base", required_argument, NULL, 'p' },
     { "metrics", required_argument, NULL, 'm' },   { "log-max", required_argument, NULL, 'l' },
     { "allow-uid", required_argument, NULL, 'u' }, { "socket-group", required_argument, NULL, 'g' },
-    { "help", no_argument, NULL, 'h' },            { 0 },
+    { "config", required_argument, NULL, 'c' },    { "help", no_argument, NULL, 'h' },
+    { 0 },
   };
   struct daemon d = { .root = AGENTD_DEFAULT_ROOT, .socket_path = AGENTD_DEFAULT_SOCKET,
                       .net_enabled = true, .port_base = 20000, .log_max = 8u << 20,
                       .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .timer_fd = -1,
                       .worker_fd = { -1, -1 }, .loop.epfd = -1 };
-  const char *subnet = "10.88.0.0/16", *metrics = NULL;
+  struct serve_opts o = { .subnet = "10.88.0.0/16" };
   struct error err = { 0 };
-  int opt;
+  int opt, status = 0;
+  /* First the file, then the flags over it. */
   opterr = 0;
-  while ((opt = getopt_long (argc, argv, "h", longopts, NULL)) != -1)
+  while ((opt = getopt_long (argc, argv, "h", longopts, NULL)) != -1 && status == 0)
+    if (opt == 'c' && apply_config (&d, &o, optarg) < 0)
+      status = 2;
+  optind = 1;
+  while (status == 0 && (opt = getopt_long (argc, argv, "h", longopts, NULL)) != -1)
     {
-      int64_t v;
-      switch (opt)
+      char where[32] = "";
+      for (const struct option *lo = longopts; lo->name; lo++)
+        if (lo->val == opt)
+          snprintf (where, sizeof where, "--%s", lo->name);
+      if (opt == 'c')
+        continue;
+      if (opt == 'h')
         {
-        case 'R': d.root = optarg; break;
-        case 's': d.socket_path = optarg; break;
-        case 'n': subnet = optarg; break;
-        case 'b':
-          if (strlen (optarg) == 0 || strlen (optarg) >= sizeof d.net.bridge)
-            {
-              fprintf (stderr, "agentd serve: --bridge `%s`: 1-15 characters\n", optarg);
-              return 2;
-            }
-          strcpy (d.net.bridge, optarg);
-          break;
-        case 'N': d.net_enabled = false; break;
-        case 'p':
-          if (parse_count (optarg, 65000, &v, &err) < 0)
-            {
-              fprintf (stderr, "agentd serve: --port-base: %s\n", err.msg);
-              return 2;
-            }
-          d.port_base = (uint16_t) v;
-          break;
-        case 'm': metrics = optarg; break;
-        case 'l':
-          if (parse_size (optarg, &v, &err) < 0)
-            {
-              fprintf (stderr, "agentd serve: --log-max: %s\n", err.msg);
-              return 2;
-            }
-          d.log_max = (uint64_t) v;
-          break;
-        case 'u':
-          if (parse_count (optarg, 4294967294LL, &v, &err) < 0 || d.n_allow_uid == 16)
-            {
-              fprintf (stderr, "agentd serve: --allow-uid `%s`: a numeric uid (at most 16)\n", optarg);
-              return 2;
-            }
-          d.allow_uid[d.n_allow_uid++] = (uid_t) v;
-          break;
-        case 'g':
-          {
-            struct group *g = getgrnam (optarg);
-            if (g == NULL)
-              {
-                fprintf (stderr, "agentd serve: --socket-group `%s`: no such group\n", optarg);
-                return 2;
-              }
-            d.allow_gid = g->gr_gid;
-            d.has_allow_gid = true;
-            break;
-          }
-        case 'h': serve_usage (stdout); return 0;
-        default:
+          serve_usage (stdout);
+          status = -1;
+        }
+      else if (opt == '?' || opt == ':')
+        {
           fprintf (stderr, "agentd serve: unknown or incomplete option `%s` (see `agentd serve --help`)\n",
                    argv[optind - 1]);
-          return 2;
+          status = 2;
         }
+      else if (set_option (&d, &o, opt, optarg, where) < 0)
+        status = 2;
     }
-  if (optind < argc)
+  if (status == 0 && optind < argc)
     {
       fprintf (stderr, "agentd serve: unexpected argument `%s`\n", argv[optind]);
-      return 2;
+      status = 2;
     }
+  if (status != 0)
+    {
+      serve_opts_free (&o);
+      return status < 0 ? 0 : status;
+    }
+  const char *subnet = o.subnet, *metrics = o.metrics;
   if (net_config_parse (subnet, &d.net, &err) < 0)
     {
       fprintf (stderr, "agentd serve: %s\n", err.msg);
+      serve_opts_free (&o);
       return 2;
     }
   if (daemon_start (&d, &err) < 0 || (metrics && listen_metrics (&d, metrics, &err) < 0))
     {
       fprintf (stderr, "agentd serve: %s\n", err.msg);
       daemon_stop (&d);
+      serve_opts_free (&o);
       return 1;
     }
   fprintf (stderr, "agentd: serving on %s (root %s, cgroup %s, network %s)\n", d.socket_path, d.root,
@@ -422,5 +521,6 @@ cmd_serve (int argc, char **argv)
       prepare_ahead (&d);
     }
   daemon_stop (&d);
+  serve_opts_free (&o);
   return 0;
 }

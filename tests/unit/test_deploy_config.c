@@ -1,4 +1,4 @@
-/* deploy/config.c: deploy.yaml, good and hostile. */
+/* deploy/config.c (and common/yamldoc.c under it): deploy.yaml, good and hostile. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

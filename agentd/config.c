@@ -1,0 +1,111 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/parse.h"
+#include "../common/yamldoc.h"
+
+static int
+uid_list (struct yaml_doc *y, struct agentd_config *c)
+{
+  yaml_event_t ev;
+  if (yaml_doc_next (y, &ev) < 0)
+    return -1;
+  bool seq = ev.type == YAML_SEQUENCE_START_EVENT;
+  if (!seq)
+    yaml_doc_fail (y, &ev, "%s", "allow_uids: expected a list of numeric uids");
+  yaml_event_delete (&ev);
+  if (!seq)
+    return -1;
+  for (;;)
+    {
+      if (yaml_doc_next (y, &ev) < 0)
+        return -1;
+      if (ev.type == YAML_SEQUENCE_END_EVENT)
+        {
+          yaml_event_delete (&ev);
+          return 0;
+        }
+      int64_t v = 0;
+      struct error perr = { 0 };
+      int r = 0;
+      if (ev.type != YAML_SCALAR_EVENT || c->n_allow_uids == AGENTD_CONFIG_MAX_UIDS
+          || parse_count ((const char *) ev.data.scalar.value, 4294967294LL, &v, &perr) < 0)
+        r = yaml_doc_fail (y, &ev, "allow_uids: numeric uids, at most %d", AGENTD_CONFIG_MAX_UIDS);
+      else
+        c->allow_uids[c->n_allow_uids++] = (uid_t) v;
+      yaml_event_delete (&ev);
+      if (r < 0)
+        return -1;
+    }
+}
+
+static int
+on_key (struct yaml_doc *y, const char *key, const yaml_event_t *kev, void *ctx)
+{
+  struct agentd_config *c = ctx;
+  struct
+  {
+    const char *key;
+    char **slot;
+  } strings[] = {
+    { "root", &c->root },       { "socket", &c->socket },   { "subnet", &c->subnet },
+    { "bridge", &c->bridge },   { "metrics", &c->metrics }, { "socket_group", &c->socket_group },
+  };
+  for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+    if (strcmp (key, strings[i].key) == 0)
+      return yaml_doc_string (y, key, strings[i].slot);
+  if (strcmp (key, "network") == 0)
+    {
+      c->has_network = true;
+      return yaml_doc_value (y, key, YV_BOOL, &c->network);
+    }
+  if (strcmp (key, "port_base") == 0)
+    return yaml_doc_value (y, key, YV_PORT, &c->port_base);
+  if (strcmp (key, "log_max") == 0)
+    return yaml_doc_value (y, key, YV_SIZE, &c->log_max);
+  if (strcmp (key, "allow_uids") == 0)
+    return uid_list (y, c);
+  return yaml_doc_fail (y, kev,
+                        "unknown key `%s` (known: root, socket, subnet, bridge, network, "
+                        "port_base, metrics, log_max, allow_uids, socket_group)",
+                        key);
+}
+
+int
+agentd_config_parse (const char *name, const char *text, size_t len, struct agentd_config *out,
+                     struct error *err)
+{
+  memset (out, 0, sizeof *out);
+  int r = yaml_doc_parse (name, text, len, 2, on_key, out, err);
+  if (r < 0)
+    agentd_config_clear (out);
+  return r;
+}
+
+int
+agentd_config_load (const char *path, struct agentd_config *out, struct error *err)
+{
+  memset (out, 0, sizeof *out);
+  char *text;
+  size_t len;
+  if (yaml_doc_read (path, false, &text, &len, err) < 0)
+    return -1;
+  int r = agentd_config_parse (path, text, len, out, err);
+  free (text);
+  return r;
+}
+
+void
+agentd_config_clear (struct agentd_config *c)
+{
+  free (c->root);
+  free (c->socket);
+  free (c->subnet);
+  free (c->bridge);
+  free (c->metrics);
+  free (c->socket_group);
+  memset (c, 0, sizeof *c);
+}

@@ -197,6 +197,21 @@ prepare_ahead (struct daemon *d)
 }
 
 static bool
+keep_cgroup (void *ctx, const char *name)
+{
+  struct daemon *d = ctx;
+  for (struct deployment *dep = d->deployments; dep; dep = dep->link)
+    {
+      if (dep->current && strcmp (dep->current->rt_name, name) == 0)
+        return true;
+      for (size_t i = 0; i < sizeof dep->draining / sizeof dep->draining[0]; i++)
+        if (dep->draining[i] && strcmp (dep->draining[i]->rt_name, name) == 0)
+          return true;
+    }
+  return false;
+}
+
+static bool
 probes_pending (struct daemon *d)
 {
   for (struct deployment *dep = d->deployments; dep; dep = dep->link)
@@ -267,6 +282,14 @@ daemon_start (struct daemon *d, struct error *err)
     fprintf (stderr, "agentd: %s\n", err->msg); /* what loaded keeps running */
   if (d->net_enabled && net_reconcile (&d->net, keep_addr, d, err) < 0)
     fprintf (stderr, "agentd: %s\n", err->msg);
+  struct rt_reconcile_stats rs;
+  if (rt_reconcile (d->rt, keep_cgroup, d, &rs, err) < 0)
+    fprintf (stderr, "agentd: %s\n", err->msg);
+  if (rs.removed)
+    fprintf (stderr, "agentd: removed %zu cgroups a previous run left behind\n", rs.removed);
+  for (size_t i = 0; i < rs.n_busy; i++)
+    fprintf (stderr, "agentd: cgroup `%s` holds processes no saved deployment knows: left alone\n",
+             rs.busy[i]);
   if (preparer_start (d, err) < 0 || state_writer_start (d, err) < 0)
     return -1;
   d->started_since_prepare = true;

@@ -1,5 +1,6 @@
 #include "cgroup_backend.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -344,6 +345,31 @@ cgroup_spare_remove (const struct cgroup_host *host, enum rt_cgroup_version v, c
   int n = cgroup_dirs (host, v, parent, name, dirs);
   for (int i = 0; i < n; i++)
     rmdir (dirs[i]);
+}
+
+int
+cgroup_list_children (const struct cgroup_host *host, enum rt_cgroup_version v, const char *parent,
+                      void (*fn) (void *ctx, const char *name, bool busy), void *ctx,
+                      struct error *err)
+{
+  char dirs[CG1_N][PATH_MAX];
+  if (cgroup_dirs (host, v, parent, "", dirs) == 0)
+    return 0;
+  cleanup_closedir DIR *dir = opendir (dirs[0]);
+  if (dir == NULL)
+    return error_set (err, errno, "list cgroups in `%s`", dirs[0]);
+  struct dirent *e;
+  while ((e = readdir (dir)) != NULL)
+    {
+      if (e->d_type != DT_DIR || e->d_name[0] == '.')
+        continue;
+      char procs[PATH_MAX + 300], buf[16] = "";
+      snprintf (procs, sizeof procs, "%s/%s/cgroup.procs", dirs[0], e->d_name);
+      struct error ignored;
+      bool busy = read_file_at (AT_FDCWD, procs, buf, sizeof buf, &ignored) != 0;
+      fn (ctx, e->d_name, busy);
+    }
+  return 0;
 }
 
 int

@@ -61,6 +61,11 @@ int cgroup_spare_make (const struct cgroup_host *host, enum rt_cgroup_version v,
                        const char *parent, const char *name, struct error *err);
 void cgroup_spare_remove (const struct cgroup_host *host, enum rt_cgroup_version v,
                           const char *parent, const char *name);
+/* The names of the cgroups under parent (in the first hierarchy), each
+ * with whether any process is in it; calls fn for each. */
+int cgroup_list_children (const struct cgroup_host *host, enum rt_cgroup_version v,
+                          const char *parent, void (*fn) (void *ctx, const char *name, bool busy),
+                          void *ctx, struct error *err);
 /* v1: move one thread (tid) into the spare, in every hierarchy. */
 int cgroup_spare_attach_thread (const struct cgroup_host *host, const char *parent,
                                 const char *name, pid_t tid, struct error *err);

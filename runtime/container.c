@@ -756,6 +756,48 @@ fail:
   return ret;
 }
 
+struct reconcile_ctx
+{
+  struct rt_runtime *rt;
+  bool (*keep) (void *ctx, const char *name);
+  void *keep_ctx;
+  struct rt_reconcile_stats *stats;
+};
+
+static void
+reconcile_one (void *arg, const char *name, bool busy)
+{
+  struct reconcile_ctx *x = arg;
+  struct rt_runtime *rt = x->rt;
+  if (x->keep (x->keep_ctx, name))
+    return;
+  pthread_mutex_lock (&rt->spares_lock);
+  bool ours = false;
+  for (int i = 0; i < rt->n_spares && !ours; i++)
+    ours = strcmp (rt->spares[i].name, name) == 0;
+  pthread_mutex_unlock (&rt->spares_lock);
+  if (ours)
+    return;
+  if (busy)
+    {
+      /* Processes no saved state knows: leave them, say so. */
+      if (x->stats->n_busy < RT_RECONCILE_MAX)
+        snprintf (x->stats->busy[x->stats->n_busy++], sizeof x->stats->busy[0], "%s", name);
+      return;
+    }
+  spare_remove (rt, name, NULL); /* its state dir and cgroup dirs */
+  x->stats->removed++;
+}
+
+int
+rt_reconcile (struct rt_runtime *rt, bool (*keep) (void *ctx, const char *name), void *ctx,
+              struct rt_reconcile_stats *stats, struct error *err)
+{
+  memset (stats, 0, sizeof *stats);
+  struct reconcile_ctx x = { rt, keep, ctx, stats };
+  return cgroup_list_children (&rt->host, rt->version, rt->cgroup_parent, reconcile_one, &x, err);
+}
+
 int
 rt_start_time (pid_t pid, uint64_t *out, struct error *err)
 {

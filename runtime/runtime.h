@@ -132,6 +132,19 @@ int rt_start (struct rt_runtime *rt, const char *id, const struct rt_spec *spec,
  * exit.unknown. */
 int rt_adopt (struct rt_runtime *rt, const char *id, const char *name, pid_t pid,
               uint64_t start_time, struct rt_container **out, struct error *err);
+/* After a crash: cgroups under the runtime's parent that keep() does not
+ * claim (by rt_name) and that hold no process are removed with their state
+ * dirs (spares and ended workloads a crash left); those that still hold
+ * processes are left alone and listed. */
+#define RT_RECONCILE_MAX 16
+struct rt_reconcile_stats
+{
+  size_t removed;
+  char busy[RT_RECONCILE_MAX][65];
+  size_t n_busy;
+};
+int rt_reconcile (struct rt_runtime *rt, bool (*keep) (void *ctx, const char *name), void *ctx,
+                  struct rt_reconcile_stats *stats, struct error *err);
 /* The kernel's start time of a process (clock ticks since boot). */
 int rt_start_time (pid_t pid, uint64_t *out, struct error *err);
 

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # agentd serve and the deploy CLI end to end, with a real agentd on a temp
 # root, its own bridge and subnet: deploy and fetch a page, zero-downtime
 # redeploy, a crashing version, restart policies, logs, environments side by
@@ -25,6 +25,7 @@ start_agentd() {
 }
 stop_agentd() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=""; }
 cleanup() {
+  [ -d "$work/registry" ] && stop_registry "$work/registry"
   stop_agentd
   [ "$failed" = 0 ] || tail -40 "$work/agentd.log" | sed 's/^/# agentd: /' 
   # Workloads outlive agentd by design: remove them through a fresh one.
@@ -105,6 +106,30 @@ rc=$?
   || not_ok "never-listening version" "rc=$rc $out"
 out=$(D up --image nosuch --project shop --env production --service web 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q "not in the store" && ok "unknown image: one-line error" || not_ok "unknown image" "$out"
+
+# An image not in the store is pulled from the registry first, in a worker
+# thread, while agentd keeps serving.
+if command -v docker-registry >/dev/null && command -v skopeo >/dev/null; then
+  . "$here/../fixtures/registry.sh"
+  if rport=$(start_registry "$work/registry") \
+     && skopeo copy -q --dest-tls-verify=false "oci:$image:busybox" "docker://127.0.0.1:$rport/demo/busybox:v1" >/dev/null; then
+    out=$(D up --json --image "127.0.0.1:$rport/demo/busybox:v1" --project pulled --env production --service web --port 8080 2>&1)
+    purl=$(echo "$out" | field url)
+    pull_ms=$(echo "$out" | grep -o '"pull_ms":[0-9.]*' | cut -d: -f2)
+    if [ "$(get "$purl/")" = "<h1>hello from agentd</h1>" ] && [ "${pull_ms%.*}" -gt 0 ]; then
+      ok "deploy up of a registry image: pulled (${pull_ms} ms), started, served"
+    else
+      not_ok "deploy up pulls" "$out"
+    fi
+    out=$(D up --image "127.0.0.1:$rport/demo/nosuch:v1" --project pulled --env production --service web2 2>&1)
+    [ $? -ne 0 ] && echo "$out" | grep -q "pull 127.0.0.1:$rport/demo/nosuch:v1" && ! D ps --project pulled | grep -q web2 \
+      && ok "a failed pull: one-line error, no deployment left" || not_ok "failed pull" "$out"
+  else
+    not_ok "local registry for the pull test"
+  fi
+else
+  echo "ok - deploy from a registry # SKIP docker-registry or skopeo is not installed (make deps)"
+fi
 
 # Restart policies.
 D up --image busybox --project jobs --env production --service always --restart always -- sh -c 'echo run; sleep 0.2; exit 0' >/dev/null

@@ -1128,8 +1128,11 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
       return error_setx (err, EINVAL, "env `%s`: expected K=V", *e);
   if (m->health_timeout_s > 3600)
     return error_setx (err, EINVAL, "health timeout: at most 3600 s");
-  if (m->cpu_millis > 64000 || (m->memory_bytes && m->memory_bytes < (4u << 20)))
-    return error_setx (err, EINVAL, "limits: cpus at most 64, memory at least 4M");
+  if (m->cpu_millis > 64000)
+    return error_setx (err, EINVAL, "cpus %.3f: at most 64", m->cpu_millis / 1000.0);
+  if (m->memory_bytes && m->memory_bytes < (4u << 20))
+    return error_setx (err, EINVAL, "memory %llu bytes: at least 4M",
+                       (unsigned long long) m->memory_bytes);
 
   struct deployment *dep = deployment_find (d, m->project, m->env, m->service);
   if (dep && (dep->next || dep->pulling || dep->waiter))

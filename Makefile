@@ -18,7 +18,7 @@ DEPLOY_SRC  := $(wildcard deploy/*.c)
 DEPLOY_LIB  := $(filter-out deploy/main.c,$(DEPLOY_SRC))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
-HEADERS     := $(wildcard common/*.h runtime/*.h builder/*.h proto/*.h agentd/*.h deploy/*.h tests/unit/*.h)
+HEADERS     := $(wildcard common/*.h runtime/*.h builder/*.h proto/*.h agentd/*.h deploy/*.h tests/unit/*.h) deploy/mcp_tools.json
 
 obj  = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/san/%.o,$(1))

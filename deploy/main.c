@@ -13,6 +13,8 @@
 #include "../common/parse.h"
 #include "client.h"
 #include "config.h"
+#include "mcp.h"
+#include "names.h"
 
 #define MAX_ARGS 256
 
@@ -48,82 +50,6 @@ now_s (void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* [a-z0-9-_], at most 15: the shape agentd accepts for names. */
-static void
-sanitize (const char *in, char *out, size_t cap)
-{
-  size_t n = 0;
-  for (const char *p = in; *p && n + 1 < cap && n < 15; p++)
-    {
-      char c = *p;
-      if (c >= 'A' && c <= 'Z')
-        c = (char) (c - 'A' + 'a');
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-        c = '-';
-      if (n == 0 && c == '-')
-        continue;
-      out[n++] = c;
-    }
-  while (n > 0 && out[n - 1] == '-')
-    n--;
-  out[n] = '\0';
-  if (n == 0)
-    snprintf (out, cap, "default");
-}
-
-/* The current git branch of dir or a parent: main/master are production. */
-static void
-default_env (char *out, size_t cap)
-{
-  char dir[PATH_MAX];
-  if (getcwd (dir, sizeof dir) == NULL)
-    {
-      snprintf (out, cap, "production");
-      return;
-    }
-  for (;;)
-    {
-      char path[PATH_MAX + 16], line[512];
-      snprintf (path, sizeof path, "%s/.git/HEAD", dir);
-      FILE *f = fopen (path, "re");
-      if (f)
-        {
-          bool got = fgets (line, sizeof line, f) != NULL;
-          fclose (f);
-          const char *prefix = "ref: refs/heads/";
-          if (got && strncmp (line, prefix, strlen (prefix)) == 0)
-            {
-              char *branch = line + strlen (prefix);
-              branch[strcspn (branch, "\n")] = '\0';
-              if (strcmp (branch, "main") == 0 || strcmp (branch, "master") == 0)
-                snprintf (out, cap, "production");
-              else
-                sanitize (branch, out, cap);
-              return;
-            }
-          break; /* a detached HEAD */
-        }
-      char *slash = strrchr (dir, '/');
-      if (slash == NULL || slash == dir)
-        break;
-      *slash = '\0';
-    }
-  snprintf (out, cap, "production");
-}
-
-static void
-default_project (char *out, size_t cap)
-{
-  char dir[PATH_MAX];
-  const char *base = "default";
-  if (getcwd (dir, sizeof dir))
-    {
-      char *slash = strrchr (dir, '/');
-      base = slash && slash[1] ? slash + 1 : "default";
-    }
-  sanitize (base, out, cap);
-}
-
 struct scope
 {
   char project[32], env[32];
@@ -136,18 +62,8 @@ scope_resolve (struct scope *s, const char *project, const char *env, const char
   struct error err = { 0 };
   if (deploy_config_load ("deploy.yaml", &cfg, &err) < 0)
     return fail (cmd, &err);
-  if (project)
-    snprintf (s->project, sizeof s->project, "%s", project);
-  else if (cfg.project)
-    snprintf (s->project, sizeof s->project, "%s", cfg.project);
-  else
-    default_project (s->project, sizeof s->project);
-  if (env)
-    snprintf (s->env, sizeof s->env, "%s", env);
-  else if (cfg.env)
-    snprintf (s->env, sizeof s->env, "%s", cfg.env);
-  else
-    default_env (s->env, sizeof s->env);
+  names_project (project ? project : cfg.project, NULL, s->project, sizeof s->project);
+  names_env (env ? env : cfg.env, NULL, s->env, sizeof s->env);
   deploy_config_clear (&cfg);
   return 0;
 }
@@ -713,6 +629,7 @@ usage (FILE *out)
          "  down      remove a service, or a whole environment with --env\n"
          "  env ls    list environments (production and one per branch)\n"
          "  status    agentd's own state\n"
+         "  mcp       serve the MCP tools on stdio for AI agents (mcp install: client config)\n"
          "\n"
          "agentd is found at --socket PATH, else $AGENTD_SOCKET, else " PROTO_DEFAULT_SOCKET ".\n"
          "Run `deploy COMMAND --help` for a command's options.\n",
@@ -763,6 +680,8 @@ main (int argc, char **argv)
     return cmd_env (&g, sub_argc, sub_argv);
   if (strcmp (cmd, "status") == 0)
     return cmd_status (&g, sub_argc, sub_argv);
+  if (strcmp (cmd, "mcp") == 0)
+    return cmd_mcp (g.socket, sub_argc, sub_argv);
   if (strcmp (cmd, "help") == 0)
     {
       usage (stdout);

@@ -43,6 +43,7 @@ struct mcp
   char *in;
   size_t in_len, in_cap;
   bool eof;
+  bool skipping; /* the rest of a refused, oversized line */
   json_t *queued; /* messages read while a tool call waited */
 };
 
@@ -148,9 +149,19 @@ fill (struct mcp *m, bool block)
     m->eof = true;
   else
     m->in_len += (size_t) n;
+  if (m->skipping)
+    {
+      char *nl = memchr (m->in, '\n', m->in_len);
+      size_t drop = nl ? (size_t) (nl - m->in) + 1 : m->in_len;
+      memmove (m->in, m->in + drop, m->in_len - drop);
+      m->in_len -= drop;
+      m->skipping = nl == NULL;
+    }
   if (m->in_len > LINE_MAX_BYTES && memchr (m->in, '\n', m->in_len) == NULL)
     {
-      m->in_len = 0; /* drop it: a message this large is refused */
+      /* A message this large is refused, and the rest of its line skipped. */
+      m->in_len = 0;
+      m->skipping = true;
       send_error (NULL, -32600, "message larger than %u bytes", LINE_MAX_BYTES);
     }
   return 0;

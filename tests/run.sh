@@ -85,6 +85,11 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
     run_tap integration/agentd_run-asan "$here"/integration/agentd_run.sh "$BUILD/agentd-san"
     run_tap integration/deploy "$here"/integration/deploy.sh "$BUILD/agentd" "$BUILD/deploy" "$BUILD/tests/frame_send"
     run_tap integration/deploy-asan "$here"/integration/deploy.sh "$BUILD/agentd-san" "$BUILD/deploy" "$BUILD/tests/frame_send"
+    if command -v node >/dev/null && command -v npm >/dev/null; then
+      run_tap integration/mcp "$here"/integration/mcp.sh "$BUILD/agentd" "$BUILD/deploy"
+    else
+      skip integration/mcp "node and npm are not installed (the MCP SDK client needs them)"
+    fi
     if command -v umoci >/dev/null && command -v getfattr >/dev/null; then
       run_tap integration/image_umoci "$here"/integration/image_umoci.sh "$BUILD/agentd"
       run_tap integration/image_umoci-asan "$here"/integration/image_umoci.sh "$BUILD/agentd-san"

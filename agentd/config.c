@@ -11,13 +11,7 @@ static int
 uid_list (struct yaml_doc *y, struct agentd_config *c)
 {
   yaml_event_t ev;
-  if (yaml_doc_next (y, &ev) < 0)
-    return -1;
-  bool seq = ev.type == YAML_SEQUENCE_START_EVENT;
-  if (!seq)
-    yaml_doc_fail (y, &ev, "%s", "allow_uids: expected a list of numeric uids");
-  yaml_event_delete (&ev);
-  if (!seq)
+  if (yaml_doc_expect (y, YAML_SEQUENCE_START_EVENT, "allow_uids", "a list of numeric uids") < 0)
     return -1;
   for (;;)
     {

@@ -70,6 +70,17 @@ yaml_doc_next (struct yaml_doc *y, yaml_event_t *ev)
 }
 
 int
+yaml_doc_expect (struct yaml_doc *y, yaml_event_type_t t, const char *key, const char *what)
+{
+  yaml_event_t ev;
+  if (yaml_doc_next (y, &ev) < 0)
+    return -1;
+  int r = ev.type == t ? 0 : yaml_doc_fail (y, &ev, "%s: expected %s", key, what);
+  yaml_event_delete (&ev);
+  return r;
+}
+
+int
 yaml_doc_string (struct yaml_doc *y, const char *key, char **out)
 {
   yaml_event_t ev;

@@ -46,6 +46,9 @@ int yaml_doc_read (const char *path, bool missing_ok, char **text, size_t *len,
                    struct error *err);
 
 int yaml_doc_next (struct yaml_doc *y, yaml_event_t *ev);
+/* The next event must be of type t (a list's or mapping's start); else an
+ * error "KEY: expected WHAT". */
+int yaml_doc_expect (struct yaml_doc *y, yaml_event_type_t t, const char *key, const char *what);
 int yaml_doc_fail (struct yaml_doc *y, const yaml_event_t *ev, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 /* The value of key as one string (replacing *out). */

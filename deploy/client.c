@@ -102,3 +102,16 @@ client_recv (struct client *c, uint32_t id, uint8_t *type, union client_reply *m
       return 0;
     }
 }
+
+json_t *
+client_deployment_json (const struct msg_deployment_info *i)
+{
+  return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:s}",
+                    "id", i->id ?: "", "project", i->project ?: "", "environment", i->env ?: "",
+                    "service", i->service ?: "", "image", i->image ?: "", "state", i->state ?: "",
+                    "version", (json_int_t) i->version, "pid", (json_int_t) i->pid, "restarts",
+                    (json_int_t) i->restarts, "address", i->address ?: "", "url", i->url ?: "",
+                    "last_exit", i->last_exit ?: "", "started_at", (json_int_t) i->started_at,
+                    "port", (json_int_t) i->port, "host_port", (json_int_t) i->host_port,
+                    "restart_policy", i->restart ?: "");
+}

@@ -2,6 +2,8 @@
 #ifndef DEPLOY_CLIENT_H
 #define DEPLOY_CLIENT_H
 
+#include <jansson.h>
+
 #include "../proto/messages.h"
 
 struct client
@@ -33,5 +35,8 @@ union client_reply
 };
 int client_recv (struct client *c, uint32_t id, uint8_t *type, union client_reply *msg,
                  bool *more, struct error *err);
+
+/* One deployment as JSON, as `deploy ps --json` and the MCP tools give it. */
+json_t *client_deployment_json (const struct msg_deployment_info *i);
 
 #endif

@@ -55,15 +55,8 @@ static int
 env_map (struct yaml_doc *y, struct deploy_config *c)
 {
   yaml_event_t ev;
-  if (yaml_doc_next (y, &ev) < 0)
+  if (yaml_doc_expect (y, YAML_MAPPING_START_EVENT, "env", "a mapping of NAME: value") < 0)
     return -1;
-  if (ev.type != YAML_MAPPING_START_EVENT)
-    {
-      yaml_doc_fail (y, &ev, "%s", "env: expected a mapping of NAME: value");
-      yaml_event_delete (&ev);
-      return -1;
-    }
-  yaml_event_delete (&ev);
   for (size_t n = 0;; n++)
     {
       if (yaml_doc_next (y, &ev) < 0)

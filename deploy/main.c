@@ -262,19 +262,6 @@ cmd_up (const struct globals *g, int argc, char **argv)
 
 /* ---- ps ------------------------------------------------------------------- */
 
-static json_t *
-info_json (const struct msg_deployment_info *i)
-{
-  return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:s}",
-                    "id", i->id ?: "", "project", i->project ?: "", "env", i->env ?: "",
-                    "service", i->service ?: "", "image", i->image ?: "", "state",
-                    i->state ?: "", "version", (json_int_t) i->version, "pid",
-                    (json_int_t) i->pid, "restarts", (json_int_t) i->restarts, "address",
-                    i->address ?: "", "url", i->url ?: "", "last_exit", i->last_exit ?: "",
-                    "started_at", (json_int_t) i->started_at, "port", (json_int_t) i->port,
-                    "host_port", (json_int_t) i->host_port, "restart", i->restart ?: "");
-}
-
 /* One request, one final reply of the expected type. */
 static int
 call (const struct globals *g, const char *cmd, uint8_t type, const void *req,
@@ -377,7 +364,7 @@ cmd_ps (const struct globals *g, int argc, char **argv)
     {
       json_t *arr = json_array ();
       for (size_t i = 0; i < r.list.n_deployments; i++)
-        json_array_append_new (arr, info_json (&r.list.deployments[i]));
+        json_array_append_new (arr, client_deployment_json (&r.list.deployments[i]));
       json_dumpf (arr, stdout, JSON_COMPACT);
       putchar ('\n');
       json_decref (arr);

@@ -192,17 +192,6 @@ str_arg (json_t *args, const char *key)
   return json_is_string (v) ? json_string_value (v) : NULL;
 }
 
-static json_t *
-info_json (const struct msg_deployment_info *i)
-{
-  return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s}", "id",
-                    i->id ?: "", "project", i->project ?: "", "environment", i->env ?: "", "service",
-                    i->service ?: "", "image", i->image ?: "", "state", i->state ?: "", "version",
-                    (json_int_t) i->version, "pid", (json_int_t) i->pid, "restarts",
-                    (json_int_t) i->restarts, "url", i->url ?: "", "address", i->address ?: "",
-                    "last_exit", i->last_exit ?: "", "restart_policy", i->restart ?: "");
-}
-
 /* ---- tools --------------------------------------------------------------------- */
 
 /* Arguments of the wrong type are the client's mistake (-32602); a wrong
@@ -429,7 +418,7 @@ tool_list (struct mcp *m, json_t *id, json_t *args, const char *service)
                     i->state, (unsigned long long) i->version, (unsigned long long) i->pid,
                     (unsigned long long) i->restarts, i->last_exit[0] ? ", last exit: " : "",
                     i->last_exit, i->url[0] ? " at " : "", i->url);
-          send_tool_result (id, info_json (i), text, false);
+          send_tool_result (id, client_deployment_json (i), text, false);
         }
     }
   else
@@ -441,7 +430,7 @@ tool_list (struct mcp *m, json_t *id, json_t *args, const char *service)
       for (size_t k = 0; k < r.list.n_deployments; k++)
         {
           const struct msg_deployment_info *i = &r.list.deployments[k];
-          json_array_append_new (arr, info_json (i));
+          json_array_append_new (arr, client_deployment_json (i));
           if (len + 256 < cap)
             len += (size_t) snprintf (text + len, cap - len, "%s: %s, version %llu%s%s\n", i->id,
                                       i->state, (unsigned long long) i->version,

@@ -39,6 +39,12 @@ struct mcp
   const char *socket;
   json_t *tools;
   bool initialized;
+  /* The transport: where messages go, and how a cancellation of the
+   * request in progress is seen (an fd to poll, then a check). */
+  void (*emit) (struct mcp *m, json_t *msg);
+  int cancel_fd;
+  bool (*is_cancelled) (struct mcp *m, json_t *id);
+  void *transport;
   /* stdin, read by lines */
   char *in;
   size_t in_len, in_cap;
@@ -49,58 +55,53 @@ struct mcp
 
 /* ---- output ---------------------------------------------------------------- */
 
+/* Every message goes out through the transport (stdio or HTTP); msg is
+ * consumed. */
 static void
-send_msg (json_t *msg)
+send_msg (struct mcp *m, json_t *msg)
 {
-  char *s = json_dumps (msg, JSON_COMPACT);
-  if (s)
-    {
-      fputs (s, stdout);
-      fputc ('\n', stdout);
-      fflush (stdout);
-      free (s);
-    }
+  m->emit (m, msg);
   json_decref (msg);
 }
 
 static void
-send_result (json_t *id, json_t *result)
+send_result (struct mcp *m, json_t *id, json_t *result)
 {
-  send_msg (json_pack ("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
+  send_msg (m, json_pack ("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
 }
 
-static void __attribute__ ((format (printf, 3, 4)))
-send_error (json_t *id, int code, const char *fmt, ...)
+static void __attribute__ ((format (printf, 4, 5)))
+send_error (struct mcp *m, json_t *id, int code, const char *fmt, ...)
 {
   char msg[1024];
   va_list ap;
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  send_msg (json_pack ("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null (),
+  send_msg (m, json_pack ("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null (),
                        "error", "code", code, "message", msg));
 }
 
 /* A tool's answer: structured content plus its text rendering. */
 static void
-send_tool_result (json_t *id, json_t *structured, const char *text, bool is_error)
+send_tool_result (struct mcp *m, json_t *id, json_t *structured, const char *text, bool is_error)
 {
   json_t *r = json_pack ("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
                          "isError", is_error);
   if (structured)
     json_object_set_new (r, "structuredContent", structured);
-  send_result (id, r);
+  send_result (m, id, r);
 }
 
-static void __attribute__ ((format (printf, 2, 3)))
-send_tool_error (json_t *id, const char *fmt, ...)
+static void __attribute__ ((format (printf, 3, 4)))
+send_tool_error (struct mcp *m, json_t *id, const char *fmt, ...)
 {
   char msg[1024];
   va_list ap;
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  send_tool_result (id, NULL, msg, true);
+  send_tool_result (m, id, NULL, msg, true);
 }
 
 /* ---- input ----------------------------------------------------------------- */
@@ -162,7 +163,7 @@ fill (struct mcp *m, bool block)
       /* A message this large is refused, and the rest of its line skipped. */
       m->in_len = 0;
       m->skipping = true;
-      send_error (NULL, -32600, "message larger than %u bytes", LINE_MAX_BYTES);
+      send_error (m, NULL, -32600, "message larger than %u bytes", LINE_MAX_BYTES);
     }
   return 0;
 }
@@ -197,7 +198,7 @@ str_arg (json_t *args, const char *key)
 /* Arguments of the wrong type are the client's mistake (-32602); a wrong
  * value is the agent's to fix (isError with what to do). */
 static bool
-check_types (json_t *id, json_t *schema, json_t *args)
+check_types (struct mcp *m, json_t *id, json_t *schema, json_t *args)
 {
   json_t *props = json_object_get (json_object_get (schema, "inputSchema"), "properties");
   json_t *required = json_object_get (json_object_get (schema, "inputSchema"), "required");
@@ -206,7 +207,7 @@ check_types (json_t *id, json_t *schema, json_t *args)
   json_array_foreach (required, i, r)
   if (!json_object_get (args, json_string_value (r)))
     {
-      send_error (id, -32602, "missing argument `%s`", json_string_value (r));
+      send_error (m, id, -32602, "missing argument `%s`", json_string_value (r));
       return false;
     }
   const char *key;
@@ -216,7 +217,7 @@ check_types (json_t *id, json_t *schema, json_t *args)
     json_t *p = json_object_get (props, key);
     if (p == NULL)
       {
-        send_error (id, -32602, "unknown argument `%s`", key);
+        send_error (m, id, -32602, "unknown argument `%s`", key);
         return false;
       }
     json_t *t = json_object_get (p, "type");
@@ -238,7 +239,7 @@ check_types (json_t *id, json_t *schema, json_t *args)
       ok = json_is_object (v);
     if (!ok)
       {
-        send_error (id, -32602, "argument `%s` must be of type %s", key,
+        send_error (m, id, -32602, "argument `%s` must be of type %s", key,
                     want ? want : "string or number");
         return false;
       }
@@ -247,21 +248,21 @@ check_types (json_t *id, json_t *schema, json_t *args)
 }
 
 static void
-progress_note (json_t *token, double done, double total, const char *msg)
+progress_note (struct mcp *m, json_t *token, double done, double total, const char *msg)
 {
   if (token == NULL)
     return;
   json_t *p = json_pack ("{s:O, s:f, s:s}", "progressToken", token, "progress", done, "message", msg);
   if (total > 0)
     json_object_set_new (p, "total", json_real (total));
-  send_msg (json_pack ("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", "notifications/progress",
+  send_msg (m, json_pack ("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", "notifications/progress",
                        "params", p));
 }
 
-/* A cancellation of request `id` among the messages that arrived; the
- * others are kept for after this request. */
+/* stdio: a cancellation of request `id` among the messages that arrived
+ * on stdin; the others are kept for after this request. */
 static bool
-cancelled (struct mcp *m, json_t *id)
+stdio_cancelled (struct mcp *m, json_t *id)
 {
   char *line;
   fill (m, false);
@@ -280,7 +281,24 @@ cancelled (struct mcp *m, json_t *id)
         }
       json_array_append_new (m->queued, msg);
     }
+  if (m->eof)
+    m->cancel_fd = -1; /* nothing more will come */
   return false;
+}
+
+/* stdio: one message a line on stdout. */
+static void
+stdio_emit (struct mcp *m, json_t *msg)
+{
+  (void) m;
+  char *s = json_dumps (msg, JSON_COMPACT);
+  if (s)
+    {
+      fputs (s, stdout);
+      fputc ('\n', stdout);
+      fflush (stdout);
+      free (s);
+    }
 }
 
 static void
@@ -301,13 +319,13 @@ tool_deploy (struct mcp *m, json_t *id, json_t *args, json_t *token)
   const char *mem = str_arg (args, "memory"), *ttl = str_arg (args, "ttl");
   int64_t v;
   if (mem && parse_size (mem, &v, &err) < 0)
-    return send_tool_error (id, "memory: %s. Give a size such as \"256M\".", err.msg);
+    return send_tool_error (m, id, "memory: %s. Give a size such as \"256M\".", err.msg);
   d.memory_bytes = mem ? (uint64_t) v : 0;
   json_t *cpus = json_object_get (args, "cpus");
   if (cpus)
     d.cpu_millis = (uint64_t) (json_number_value (cpus) * 1000 + 0.5);
   if (ttl && parse_duration (ttl, &d.ttl_seconds, &err) < 0)
-    return send_tool_error (id, "ttl: %s", err.msg);
+    return send_tool_error (m, id, "ttl: %s", err.msg);
   char *argv[256] = { 0 }, *envv[256] = { 0 };
   size_t i, n = 0;
   json_t *x;
@@ -328,23 +346,23 @@ tool_deploy (struct mcp *m, json_t *id, json_t *args, json_t *token)
   if (client_connect (&c, client_socket_path (m->socket), &err) < 0
       || client_send (&c, MSG_DEPLOY, &d, &rid, &err) < 0)
     {
-      send_tool_error (id, "%s", err.msg);
+      send_tool_error (m, id, "%s", err.msg);
       done = true;
     }
   double step = 0;
   while (!done)
     {
       /* Wait on agentd and on stdin (a cancellation). */
-      struct pollfd p[2] = { { c.conn.fd, POLLIN, 0 }, { 0, POLLIN, 0 } };
-      if (poll (p, m->eof ? 1 : 2, -1) < 0 && errno != EINTR)
+      struct pollfd p[2] = { { c.conn.fd, POLLIN, 0 }, { m->cancel_fd, POLLIN, 0 } };
+      if (poll (p, m->cancel_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
         break;
-      if (!m->eof && (p[1].revents & (POLLIN | POLLHUP)) && cancelled (m, id))
+      if (m->cancel_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)) && m->is_cancelled (m, id))
         break; /* cancelled: no response, as the spec says */
       if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
         continue;
       if (proto_conn_read (&c.conn, &err) <= 0)
         {
-          send_tool_error (id, "agentd closed the connection during the deploy");
+          send_tool_error (m, id, "agentd closed the connection during the deploy");
           break;
         }
       struct proto_frame f;
@@ -356,15 +374,15 @@ tool_deploy (struct mcp *m, json_t *id, json_t *args, json_t *token)
           union client_reply r;
           if (proto_decode (f.h.type, f.payload, f.h.length, &r, &err) < 0)
             {
-              send_tool_error (id, "agentd's reply: %s", err.msg);
+              send_tool_error (m, id, "agentd's reply: %s", err.msg);
               done = true;
               break;
             }
           if (f.h.type == MSG_PROGRESS)
-            progress_note (token, ++step, 0, r.progress.message ?: "");
+            progress_note (m, token, ++step, 0, r.progress.message ?: "");
           else if (f.h.type == MSG_ERROR)
             {
-              send_tool_error (id, "%s", r.error.message ?: "deploy failed");
+              send_tool_error (m, id, "%s", r.error.message ?: "deploy failed");
               done = true;
             }
           else if (f.h.type == MSG_DEPLOY_RESULT)
@@ -380,14 +398,14 @@ tool_deploy (struct mcp *m, json_t *id, json_t *args, json_t *token)
               snprintf (text, sizeof text, "Deployed %s version %llu (%s) in %.1f ms.%s%s", res->id,
                         (unsigned long long) res->version, res->status, res->total_us / 1e3,
                         res->url && res->url[0] ? " Reach it at " : "", res->url ?: "");
-              send_tool_result (id, s, text, false);
+              send_tool_result (m, id, s, text, false);
               done = true;
             }
           proto_msg_clear (f.h.type, &r);
         }
       if (got < 0)
         {
-          send_tool_error (id, "agentd: %s", err.msg);
+          send_tool_error (m, id, "agentd: %s", err.msg);
           break;
         }
     }
@@ -404,11 +422,11 @@ tool_list (struct mcp *m, json_t *id, json_t *args, const char *service)
                           (char *) service };
   union client_reply r;
   if (agentd_call (m, MSG_LIST, &req, &r, &err) < 0)
-    return send_tool_error (id, "%s", err.msg);
+    return send_tool_error (m, id, "%s", err.msg);
   if (service)
     {
       if (r.list.n_deployments == 0)
-        send_tool_error (id, "no service `%s` in %s/%s: see list_deployments", service, req.project,
+        send_tool_error (m, id, "no service `%s` in %s/%s: see list_deployments", service, req.project,
                          req.env);
       else
         {
@@ -418,7 +436,7 @@ tool_list (struct mcp *m, json_t *id, json_t *args, const char *service)
                     i->state, (unsigned long long) i->version, (unsigned long long) i->pid,
                     (unsigned long long) i->restarts, i->last_exit[0] ? ", last exit: " : "",
                     i->last_exit, i->url[0] ? " at " : "", i->url);
-          send_tool_result (id, client_deployment_json (i), text, false);
+          send_tool_result (m, id, client_deployment_json (i), text, false);
         }
     }
   else
@@ -438,7 +456,7 @@ tool_list (struct mcp *m, json_t *id, json_t *args, const char *service)
         }
       if (len == 0)
         snprintf (text, cap, "No deployments.");
-      send_tool_result (id, json_pack ("{s:o}", "deployments", arr), text, false);
+      send_tool_result (m, id, json_pack ("{s:o}", "deployments", arr), text, false);
       free (text);
     }
   proto_msg_clear (MSG_LIST_RESULT, &r);
@@ -463,7 +481,7 @@ tool_logs (struct mcp *m, json_t *id, json_t *args)
       struct tm tm = { 0 };
       const char *end = strptime (json_string_value (since), "%Y-%m-%dT%H:%M:%S", &tm);
       if (end == NULL)
-        return send_tool_error (id, "since `%s`: give an ISO 8601 UTC time such as 2026-11-24T10:00:00Z, or seconds ago",
+        return send_tool_error (m, id, "since `%s`: give an ISO 8601 UTC time such as 2026-11-24T10:00:00Z, or seconds ago",
                                 json_string_value (since));
       since_us = (uint64_t) timegm (&tm) * 1000000;
     }
@@ -472,7 +490,7 @@ tool_logs (struct mcp *m, json_t *id, json_t *args)
                           since_us ? 0 : (uint64_t) (lines ? json_integer_value (lines) : 100), 0 };
   union client_reply r;
   if (agentd_call (m, MSG_LOGS, &req, &r, &err) < 0)
-    return send_tool_error (id, "%s", err.msg);
+    return send_tool_error (m, id, "%s", err.msg);
   json_t *arr = json_array ();
   size_t cap = 1 << 16, len = 0;
   char *text = malloc (cap);
@@ -500,7 +518,7 @@ tool_logs (struct mcp *m, json_t *id, json_t *args)
     }
   if (len == 0)
     snprintf (text, cap, "No log lines.");
-  send_tool_result (id, json_pack ("{s:o}", "lines", arr), text, false);
+  send_tool_result (m, id, json_pack ("{s:o}", "lines", arr), text, false);
   free (text);
   proto_msg_clear (MSG_LOG_LINES, &r);
 }
@@ -512,7 +530,7 @@ tool_environments (struct mcp *m, json_t *id, json_t *args)
   struct msg_env_list req = { (char *) str_arg (args, "project") };
   union client_reply r;
   if (agentd_call (m, MSG_ENV_LIST, &req, &r, &err) < 0)
-    return send_tool_error (id, "%s", err.msg);
+    return send_tool_error (m, id, "%s", err.msg);
   json_t *arr = json_array ();
   char text[4096] = "";
   size_t len = 0;
@@ -537,7 +555,7 @@ tool_environments (struct mcp *m, json_t *id, json_t *args)
         len += (size_t) snprintf (text + len, sizeof text - len, "%s/%s: %llu services\n", e->project,
                                   e->env, (unsigned long long) e->services);
     }
-  send_tool_result (id, json_pack ("{s:o}", "environments", arr), len ? text : "No environments.",
+  send_tool_result (m, id, json_pack ("{s:o}", "environments", arr), len ? text : "No environments.",
                     false);
   proto_msg_clear (MSG_ENV_LIST_RESULT, &r);
 }
@@ -554,7 +572,7 @@ tool_remove (struct mcp *m, json_t *id, json_t *args, bool one_service)
   struct msg_list lreq = { (char *) project, (char *) env, (char *) service };
   union client_reply r;
   if (agentd_call (m, MSG_LIST, &lreq, &r, &err) < 0)
-    return send_tool_error (id, "%s", err.msg);
+    return send_tool_error (m, id, "%s", err.msg);
   json_t *would = json_array ();
   for (size_t k = 0; k < r.list.n_deployments; k++)
     json_array_append_new (would, json_string (r.list.deployments[k].id));
@@ -562,7 +580,7 @@ tool_remove (struct mcp *m, json_t *id, json_t *args, bool one_service)
   if (json_array_size (would) == 0)
     {
       json_decref (would);
-      return send_tool_error (id, "nothing to remove: no %s%s in %s/%s (see list_deployments)",
+      return send_tool_error (m, id, "nothing to remove: no %s%s in %s/%s (see list_deployments)",
                               service ? "service " : "services", service ?: "", project, env);
     }
   json_t *removed = json_array ();
@@ -578,14 +596,14 @@ tool_remove (struct mcp *m, json_t *id, json_t *args, bool one_service)
         {
           json_decref (would);
           json_decref (removed);
-          return send_tool_error (id, "%s", err.msg);
+          return send_tool_error (m, id, "%s", err.msg);
         }
       for (char **p = r.down.removed; p && *p; p++)
         json_array_append_new (removed, json_string (*p));
       proto_msg_clear (MSG_DOWN_RESULT, &r);
       snprintf (text, sizeof text, "Removed %zu service(s).", json_array_size (removed));
     }
-  send_tool_result (id, json_pack ("{s:b, s:o, s:o}", "confirmed", confirm, "would_remove", would,
+  send_tool_result (m, id, json_pack ("{s:b, s:o, s:o}", "confirmed", confirm, "would_remove", would,
                                    "removed", removed),
                     text, false);
 }
@@ -597,9 +615,9 @@ tool_call (struct mcp *m, json_t *id, json_t *params)
   json_t *args = json_object_get (params, "arguments");
   json_t *token = json_object_get (json_object_get (params, "_meta"), "progressToken");
   if (name == NULL)
-    return send_error (id, -32602, "tools/call: params.name must be a string");
+    return send_error (m, id, -32602, "tools/call: params.name must be a string");
   if (args && !json_is_object (args))
-    return send_error (id, -32602, "tools/call: params.arguments must be an object");
+    return send_error (m, id, -32602, "tools/call: params.arguments must be an object");
   json_t *empty = json_object ();
   if (args == NULL)
     args = empty;
@@ -610,8 +628,8 @@ tool_call (struct mcp *m, json_t *id, json_t *params)
   if (strcmp (json_string_value (json_object_get (t, "name")), name) == 0)
     tool = t;
   if (tool == NULL)
-    send_error (id, -32602, "unknown tool `%s` (see tools/list)", name);
-  else if (check_types (id, tool, args))
+    send_error (m, id, -32602, "unknown tool `%s` (see tools/list)", name);
+  else if (check_types (m, id, tool, args))
     {
       if (strcmp (name, "deploy") == 0)
         tool_deploy (m, id, args, token);
@@ -628,7 +646,7 @@ tool_call (struct mcp *m, json_t *id, json_t *params)
       else if (strcmp (name, "remove_service") == 0)
         tool_remove (m, id, args, true);
       else if (strcmp (name, "get_usage") == 0)
-        send_tool_result (id,
+        send_tool_result (m, id,
                           json_pack ("{s:b, s:s}", "available", 0, "reason",
                                      "per-second metering is not built on this node yet; no usage figures exist"),
                           "Usage is not available: per-second metering is not built on this node yet.",
@@ -644,7 +662,7 @@ initialize (struct mcp *m, json_t *id, json_t *params)
 {
   const char *asked = json_string_value (json_object_get (params, "protocolVersion"));
   if (asked == NULL)
-    return send_error (id, -32602, "initialize: params.protocolVersion must be a string");
+    return send_error (m, id, -32602, "initialize: params.protocolVersion must be a string");
   /* The client's version when we speak it, else our latest (the client
    * then decides whether it can go on). */
   const char *v = MCP_LATEST;
@@ -652,7 +670,7 @@ initialize (struct mcp *m, json_t *id, json_t *params)
     if (strcmp (asked, versions[i]) == 0)
       v = versions[i];
   m->initialized = true;
-  send_result (id, json_pack ("{s:s, s:{s:{s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", v,
+  send_result (m, id, json_pack ("{s:s, s:{s:{s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", v,
                               "capabilities", "tools", "listChanged", 0, "serverInfo", "name",
                               "agentd-deploy", "title", "agentd deploy", "version", "0.5.0",
                               "instructions",
@@ -666,40 +684,41 @@ static void
 handle (struct mcp *m, json_t *msg)
 {
   if (!json_is_object (msg))
-    return send_error (NULL, -32600, "%s",
+    return send_error (m, NULL, -32600, "%s",
                        json_is_array (msg) ? "batches are not supported: send one message a line"
                                            : "a message must be a JSON object");
   json_t *id = json_object_get (msg, "id");
   const char *method = json_string_value (json_object_get (msg, "method"));
   const char *jsonrpc = json_string_value (json_object_get (msg, "jsonrpc"));
   if (jsonrpc == NULL || strcmp (jsonrpc, "2.0") != 0)
-    return send_error (id, -32600, "jsonrpc must be \"2.0\"");
+    return send_error (m, id, -32600, "jsonrpc must be \"2.0\"");
   if (method == NULL)
     return; /* a response to us: we send no requests, so nothing to match */
   if (id && !json_is_string (id) && !json_is_integer (id))
-    return send_error (NULL, -32600, "id must be a string or an integer");
+    return send_error (m, NULL, -32600, "id must be a string or an integer");
   json_t *params = json_object_get (msg, "params");
   if (params && !json_is_object (params))
-    return send_error (id, -32602, "params must be an object");
+    return send_error (m, id, -32602, "params must be an object");
   if (id == NULL)
     return; /* notifications: initialized, cancelled (of nothing running), ... */
   if (strcmp (method, "initialize") == 0)
     return initialize (m, id, params);
   if (strcmp (method, "ping") == 0)
-    return send_result (id, json_object ());
+    return send_result (m, id, json_object ());
   if (!m->initialized)
-    return send_error (id, -32600, "not initialized: send initialize first");
+    return send_error (m, id, -32600, "not initialized: send initialize first");
   if (strcmp (method, "tools/list") == 0)
-    return send_result (id, json_pack ("{s:O}", "tools", m->tools));
+    return send_result (m, id, json_pack ("{s:O}", "tools", m->tools));
   if (strcmp (method, "tools/call") == 0)
     return tool_call (m, id, params ? params : json_object ());
-  send_error (id, -32601, "method `%s` not found", method);
+  send_error (m, id, -32601, "method `%s` not found", method);
 }
 
 static int
 serve_stdio (const char *socket)
 {
-  struct mcp m = { .socket = socket, .queued = json_array () };
+  struct mcp m = { .socket = socket, .queued = json_array (), .emit = stdio_emit, .cancel_fd = 0,
+                   .is_cancelled = stdio_cancelled };
   json_error_t jerr;
   m.tools = json_loads (mcp_tools_json, 0, &jerr);
   if (m.tools == NULL)
@@ -734,7 +753,7 @@ serve_stdio (const char *socket)
       free (line);
       if (msg == NULL)
         {
-          send_error (NULL, -32700, "parse error: %s (column %d)", jerr.text, jerr.column);
+          send_error (&m, NULL, -32700, "parse error: %s (column %d)", jerr.text, jerr.column);
           continue;
         }
       handle (&m, msg);

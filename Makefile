@@ -55,15 +55,17 @@ $(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/librun
 	@grep -v -e 'requires at runtime the shared libraries' -e ': in function' $@.log >&2 || true
 	@rm -f $@.log
 
-# deploy, the CLI: static too, since its start-up is on every deploy's path.
+# deploy, the CLI and the MCP server: dynamically linked, because
+# libmicrohttpd (the MCP HTTP transport) needs gnutls, whose dependencies
+# Debian ships as shared libraries only.
 $(BUILD)/deploy: $(call obj,$(DEPLOY_SRC)) $(BUILD)/libproto.a $(BUILD)/libcommon.a
-	$(CC) $(CFLAGS) -static -o $@ $^ -lyaml -ljansson
+	$(CC) $(CFLAGS) -o $@ $^ -lyaml -ljansson -lmicrohttpd -lpthread
 
 # Unit tests: every module's sources, built with ASan and UBSan.
 UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC) $(AGENTD_LIB) $(DEPLOY_LIB))
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lyaml -lcmocka -larchive
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lyaml -lmicrohttpd -lcmocka -larchive
 
 # agentd built with ASan and UBSan (dynamically linked), which the image and
 # pull suites run too: the builder's memory handling under a checker.

@@ -3,6 +3,7 @@
  * deploy waits on agentd, stdin is still read, so a cancellation is seen
  * and progress notifications flow. */
 #include "mcp.h"
+#include "mcp_internal.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -20,7 +21,6 @@
 #include "client.h"
 #include "names.h"
 
-#define MCP_LATEST "2025-11-25"
 #define LINE_MAX_BYTES (4u << 20)
 
 /* The tool definitions, compiled in from mcp_tools.json. */
@@ -32,26 +32,18 @@ __asm__ (".section .rodata\n"
          ".previous\n");
 extern const char mcp_tools_json[];
 
-static const char *const versions[] = { MCP_LATEST, "2025-06-18", "2025-03-26" };
-
-struct mcp
+json_t *
+mcp_tools_load (void)
 {
-  const char *socket;
-  json_t *tools;
-  bool initialized;
-  /* The transport: where messages go, and how a cancellation of the
-   * request in progress is seen (an fd to poll, then a check). */
-  void (*emit) (struct mcp *m, json_t *msg);
-  int cancel_fd;
-  bool (*is_cancelled) (struct mcp *m, json_t *id);
-  void *transport;
-  /* stdin, read by lines */
-  char *in;
-  size_t in_len, in_cap;
-  bool eof;
-  bool skipping; /* the rest of a refused, oversized line */
-  json_t *queued; /* messages read while a tool call waited */
-};
+  json_error_t jerr;
+  json_t *tools = json_loads (mcp_tools_json, 0, &jerr);
+  if (tools == NULL)
+    fprintf (stderr, "deploy mcp: tool definitions: line %d: %s\n", jerr.line, jerr.text);
+  return tools;
+}
+
+const char *const mcp_versions[MCP_N_VERSIONS] = { MCP_LATEST, "2025-06-18", "2025-03-26" };
+
 
 /* ---- output ---------------------------------------------------------------- */
 
@@ -666,9 +658,9 @@ initialize (struct mcp *m, json_t *id, json_t *params)
   /* The client's version when we speak it, else our latest (the client
    * then decides whether it can go on). */
   const char *v = MCP_LATEST;
-  for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
-    if (strcmp (asked, versions[i]) == 0)
-      v = versions[i];
+  for (size_t i = 0; i < MCP_N_VERSIONS; i++)
+    if (strcmp (asked, mcp_versions[i]) == 0)
+      v = mcp_versions[i];
   m->initialized = true;
   send_result (m, id, json_pack ("{s:s, s:{s:{s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", v,
                               "capabilities", "tools", "listChanged", 0, "serverInfo", "name",
@@ -680,8 +672,8 @@ initialize (struct mcp *m, json_t *id, json_t *params)
                               "(dry run unless confirm: true)."));
 }
 
-static void
-handle (struct mcp *m, json_t *msg)
+void
+mcp_handle (struct mcp *m, json_t *msg)
 {
   if (!json_is_object (msg))
     return send_error (m, NULL, -32600, "%s",
@@ -720,19 +712,16 @@ serve_stdio (const char *socket)
   struct mcp m = { .socket = socket, .queued = json_array (), .emit = stdio_emit, .cancel_fd = 0,
                    .is_cancelled = stdio_cancelled };
   json_error_t jerr;
-  m.tools = json_loads (mcp_tools_json, 0, &jerr);
+  m.tools = mcp_tools_load ();
   if (m.tools == NULL)
-    {
-      fprintf (stderr, "deploy mcp: tool definitions: line %d: %s\n", jerr.line, jerr.text);
-      return 1;
-    }
+    return 1;
   for (;;)
     {
       while (json_array_size (m.queued))
         {
           json_t *q = json_incref (json_array_get (m.queued, 0));
           json_array_remove (m.queued, 0);
-          handle (&m, q);
+          mcp_handle (&m, q);
           json_decref (q);
         }
       char *line;
@@ -756,7 +745,7 @@ serve_stdio (const char *socket)
           send_error (&m, NULL, -32700, "parse error: %s (column %d)", jerr.text, jerr.column);
           continue;
         }
-      handle (&m, msg);
+      mcp_handle (&m, msg);
       json_decref (msg);
     }
   json_decref (m.tools);
@@ -858,14 +847,32 @@ cmd_mcp (const char *socket, int argc, char **argv)
   if (argc > 1 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0))
     {
       puts ("Usage: deploy [--socket PATH] mcp            serve MCP on stdin/stdout\n"
+            "       deploy [--socket PATH] mcp --listen 127.0.0.1:PORT [--token-file F]\n"
+            "                                            serve MCP over Streamable HTTP at /mcp\n"
             "       deploy mcp install [--client C] [--write]\n\n"
             "An MCP server (protocol 2025-11-25; 2025-06-18 and 2025-03-26 accepted) whose\n"
             "tools deploy, list, inspect, read logs of and remove services through agentd.");
       return 0;
     }
-  if (argc > 1)
+  const char *listen = NULL, *token_file = NULL;
+  for (int i = 1; i < argc; i++)
     {
-      fprintf (stderr, "deploy mcp: unknown argument `%s` (see `deploy mcp --help`)\n", argv[1]);
+      if (strcmp (argv[i], "--listen") == 0 && i + 1 < argc)
+        listen = argv[++i];
+      else if (strcmp (argv[i], "--token-file") == 0 && i + 1 < argc)
+        token_file = argv[++i];
+      else
+        {
+          fprintf (stderr, "deploy mcp: unknown or incomplete argument `%s` (see `deploy mcp --help`)\n",
+                   argv[i]);
+          return 2;
+        }
+    }
+  if (listen)
+    return mcp_serve_http (socket, listen, token_file);
+  if (token_file)
+    {
+      fprintf (stderr, "deploy mcp: --token-file goes with --listen\n");
       return 2;
     }
   return serve_stdio (socket);

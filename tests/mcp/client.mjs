@@ -1,8 +1,11 @@
-// `deploy mcp` over stdio, driven by the official MCP TypeScript SDK (a
-// client this project did not write). TAP on stdout.
-//   DEPLOY=build/deploy AGENTD_SOCKET=... node tests/mcp/stdio.mjs
+// `deploy mcp` driven by the official MCP TypeScript SDK (a client this
+// project did not write), over stdio or, with MCP_URL, Streamable HTTP.
+// TAP on stdout.
+//   DEPLOY=build/deploy AGENTD_SOCKET=... node tests/mcp/client.mjs
+//   MCP_URL=http://127.0.0.1:PORT/mcp node tests/mcp/client.mjs
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import Ajv from "ajv";
 
 let n = 0;
@@ -17,11 +20,10 @@ const ok = (cond, name, detail) => {
   }
 };
 
-const transport = new StdioClientTransport({
-  command: process.env.DEPLOY,
-  args: ["--socket", process.env.AGENTD_SOCKET, "mcp"],
-  stderr: "inherit",
-});
+const transport = process.env.MCP_URL
+  ? new StreamableHTTPClientTransport(new URL(process.env.MCP_URL))
+  : new StdioClientTransport({ command: process.env.DEPLOY, args: ["--socket", process.env.AGENTD_SOCKET, "mcp"],
+      stderr: "inherit" });
 const client = new Client({ name: "agentd-tests", version: "1.0.0" });
 await client.connect(transport);
 ok(client.getServerVersion()?.name === "agentd-deploy", "initialize: server info", client.getServerVersion());
@@ -44,7 +46,8 @@ const call = async (name, args, opts) => {
   return r;
 };
 
-const scope = { project: "mcp", environment: "production" };
+// Each transport deploys into its own environment, so runs do not meet.
+const scope = { project: "mcp", environment: process.env.MCP_URL ? "http" : "production" };
 const progress = [];
 const dep = await call("deploy", { image: "busybox", ...scope, service: "web", port: 8080,
   command: ["httpd", "-f", "-p", "8080", "-h", "/www"] }, { onprogress: (p) => progress.push(p) });
@@ -59,11 +62,12 @@ ok(page.includes("hello from agentd"), "the deployed service answers at its URL"
 const st = await call("get_status", { ...scope, service: "web" });
 ok(st.structuredContent?.state === "running" && st.structuredContent.pid > 0, "get_status: running with a pid", st.structuredContent);
 const list = await call("list_deployments", { project: "mcp" });
-ok(list.structuredContent?.deployments?.some((d) => d.id === "mcp.production.web"), "list_deployments: the service", list.structuredContent);
+ok(list.structuredContent?.deployments?.some((d) => d.id === `mcp.${scope.environment}.web`), "list_deployments: the service", list.structuredContent);
 const logs = await call("get_logs", { ...scope, service: "web", lines: 5 });
 ok(logs.structuredContent?.lines?.some((l) => l.stream === "agentd" && l.text.includes("healthy")), "get_logs: lines marked by stream", logs.structuredContent);
 const envs = await call("list_environments", { project: "mcp" });
-ok(envs.structuredContent?.environments?.some((e) => e.environment === "production" && e.production === true), "list_environments", envs.structuredContent);
+ok(envs.structuredContent?.environments?.some((e) => e.environment === scope.environment &&
+  e.production === (scope.environment === "production")), "list_environments", envs.structuredContent);
 const usage = await call("get_usage", { project: "mcp" });
 ok(usage.structuredContent?.available === false && !usage.isError, "get_usage: a clear not-available result", usage.structuredContent);
 
@@ -76,7 +80,7 @@ ok(none.isError === true && /list_deployments/.test(none.content[0].text), "get_
 // Destructive tools: a dry run without confirm.
 const dry = await call("remove_service", { ...scope, service: "web" });
 ok(dry.structuredContent?.confirmed === false && dry.structuredContent.removed.length === 0 &&
-  dry.structuredContent.would_remove[0] === "mcp.production.web", "remove_service without confirm: nothing removed", dry.structuredContent);
+  dry.structuredContent.would_remove[0] === `mcp.${scope.environment}.web`, "remove_service without confirm: nothing removed", dry.structuredContent);
 const still = await call("get_status", { ...scope, service: "web" });
 ok(still.structuredContent?.state === "running", "...and the service still runs");
 
@@ -94,7 +98,7 @@ const after = await call("list_deployments", {});
 ok(!after.isError && Date.now() - t0 < 2000, "the server answers right after a cancellation", Date.now() - t0);
 
 const real = await call("remove_service", { ...scope, service: "web", confirm: true });
-ok(real.structuredContent?.removed?.[0] === "mcp.production.web", "remove_service with confirm: removed", real.structuredContent);
+ok(real.structuredContent?.removed?.[0] === `mcp.${scope.environment}.web`, "remove_service with confirm: removed", real.structuredContent);
 const delDry = await call("delete_environment", { ...scope });
 const del = await call("delete_environment", { ...scope, confirm: true });
 ok(del.structuredContent?.confirmed === true, "delete_environment with confirm", { delDry: delDry.structuredContent, del: del.structuredContent });

@@ -126,6 +126,7 @@ bench: all $(BUILD)/spawn_time
 	BUILD=$(BUILD) bench/start
 	BUILD=$(BUILD) bench/unpack
 	BUILD=$(BUILD) bench/deploy
+	BUILD=$(BUILD) bench/mcp
 
 demo: all
 	examples/hello/run.sh

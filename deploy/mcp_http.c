@@ -553,7 +553,13 @@ mcp_serve_http (const char *socket, const char *listen, const char *token_file)
   fprintf (stderr, "deploy mcp: serving MCP at http://%s/mcp\n", listen);
   int sig;
   sigwait (&set, &sig);
-  MHD_stop_daemon (d);
+  MHD_stop_daemon (d); /* joins the connection threads */
+  while (srv.sessions)
+    {
+      struct session *x = srv.sessions;
+      srv.sessions = x->next;
+      free (x);
+    }
   json_decref (srv.tools);
   return 0;
 }

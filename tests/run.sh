@@ -87,6 +87,7 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
     run_tap integration/deploy-asan "$here"/integration/deploy.sh "$BUILD/agentd-san" "$BUILD/deploy" "$BUILD/tests/frame_send"
     if command -v node >/dev/null && command -v npm >/dev/null; then
       run_tap integration/mcp "$here"/integration/mcp.sh "$BUILD/agentd" "$BUILD/deploy"
+      run_tap integration/mcp-asan "$here"/integration/mcp.sh "$BUILD/agentd" "$BUILD/deploy-san"
     else
       skip integration/mcp "node and npm are not installed (the MCP SDK client needs them)"
     fi

@@ -70,7 +70,7 @@ replies=$( {
   echo "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"ping\",\"params\":{\"x\":\"$big\"}}"
   echo '{"id":9,"method":"ping"}'
   echo '{"jsonrpc":"2.0","id":10,"method":"ping"}'
-} | timeout 20 "$DEPLOY" --socket "$sock" mcp 2>/dev/null)
+} | timeout 20 "$DEPLOY" --socket "$sock" mcp 2>"$work/stdio.err")
 reply() { echo "$replies" | grep -F "$1"; }
 expect() { # NAME PATTERN
   if echo "$replies" | grep -q -- "$2"; then ok "$1"; else not_ok "$1" "$(echo "$replies" | cut -c1-300)"; fi
@@ -160,6 +160,14 @@ iexpect "http tools/call get_status" '"id": "mcp.production.insp"' -- "$url" --m
   --tool-name get_status --tool-arg project=mcp --tool-arg environment=production --tool-arg service=insp
 iexpect "http tools/call remove_service (dry run)" '"confirmed": false' -- "$url" --method tools/call \
   --tool-name remove_service --tool-arg project=mcp --tool-arg environment=production --tool-arg service=insp
+
+# A sanitizer build (make test runs one) reports nothing, on either transport.
+kill "$hpid" "$tpid" 2>/dev/null; wait "$hpid" "$tpid" 2>/dev/null; hpid="" tpid=""
+if grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$work/stdio.err" "$work/http.log"; then
+  not_ok "no sanitizer reports" "$(grep -hE -A8 "Sanitizer|runtime error" "$work/stdio.err" "$work/http.log" | head -20)"
+else
+  ok "no sanitizer reports from the stdio and HTTP servers"
+fi
 
 # mcp install prints a client configuration that runs this binary.
 "$DEPLOY" --socket "$sock" mcp install --client claude | grep -q "\"command\": \"$DEPLOY\"" && ok "mcp install --client claude" || not_ok "mcp install"

@@ -1,0 +1,454 @@
+#include "journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/cleanup.h"
+#include "../common/fsutil.h"
+#include "../proto/proto.h"
+
+/* A record: u32 payload length, u32 CRC-32C of the payload (both little
+ * endian), then the payload: varint seq, varint ts_ms, varint length +
+ * boot id, varint n, and n samples (varint length + id, then the version
+ * and the eight counters as varints). */
+#define RECORD_HEADER 8
+#define RECORD_MAX (16u << 20)
+
+struct journal
+{
+  char dir[512];
+  int dirfd;
+  int fd; /* the current segment, appended to */
+  uint64_t seg_first, seg_bytes;
+  uint64_t next_seq, total_bytes, max_bytes;
+  char boot_id[40];
+};
+
+static uint32_t
+crc32c (const uint8_t *p, size_t n)
+{
+  uint32_t c = ~0u;
+  for (size_t i = 0; i < n; i++)
+    {
+      c ^= p[i];
+      for (int k = 0; k < 8; k++)
+        c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
+  return ~c;
+}
+
+static void
+put_u32 (uint8_t *p, uint32_t v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static uint32_t
+get_u32 (const uint8_t *p)
+{
+  return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static void
+put_varint (struct proto_buf *b, uint64_t v)
+{
+  uint8_t tmp[10];
+  proto_buf_append (b, tmp, proto_varint_encode (v, tmp));
+}
+
+static void
+put_string (struct proto_buf *b, const char *s)
+{
+  size_t n = strlen (s);
+  put_varint (b, n);
+  proto_buf_append (b, s, n);
+}
+
+/* ---- decoding ------------------------------------------------------------------ */
+
+struct cursor
+{
+  const uint8_t *p;
+  size_t n, at;
+  bool bad;
+};
+
+static uint64_t
+get_varint (struct cursor *c)
+{
+  uint64_t v = 0;
+  size_t k = c->bad ? 0 : proto_varint_decode (c->p + c->at, c->n - c->at, &v);
+  if (k == 0)
+    c->bad = true;
+  c->at += k;
+  return v;
+}
+
+static const char *
+get_string (struct cursor *c, size_t *len)
+{
+  uint64_t n = get_varint (c);
+  if (c->bad || n > c->n - c->at)
+    {
+      c->bad = true;
+      return NULL;
+    }
+  const char *s = (const char *) c->p + c->at;
+  c->at += (size_t) n;
+  *len = (size_t) n;
+  return s;
+}
+
+static void
+record_clear (struct journal_record *r)
+{
+  for (size_t i = 0; i < r->n; i++)
+    free ((char *) r->samples[i].id);
+  free (r->samples);
+  r->samples = NULL;
+  r->n = 0;
+}
+
+static int
+decode_payload (const uint8_t *p, size_t n, struct journal_record *r)
+{
+  struct cursor c = { p, n, 0, false };
+  memset (r, 0, sizeof *r);
+  r->seq = get_varint (&c);
+  r->ts_ms = get_varint (&c);
+  size_t len = 0;
+  const char *boot = get_string (&c, &len);
+  if (boot)
+    snprintf (r->boot_id, sizeof r->boot_id, "%.*s", (int) len, boot);
+  uint64_t count = get_varint (&c);
+  if (c.bad || count > n)
+    return -1;
+  r->samples = calloc (count + 1, sizeof *r->samples);
+  if (r->samples == NULL)
+    return -1;
+  for (uint64_t i = 0; i < count && !c.bad; i++)
+    {
+      struct usage_sample *s = &r->samples[r->n];
+      const char *id = get_string (&c, &len);
+      if (id == NULL)
+        break;
+      s->id = strndup (id, len);
+      r->n++;
+      uint64_t *f[] = { &s->version, &s->cpu_usec, &s->memory_current, &s->memory_peak,
+                        &s->io_read, &s->io_write, &s->pids, &s->net_rx, &s->net_tx };
+      for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+        *f[k] = get_varint (&c);
+    }
+  if (c.bad || c.at != n)
+    {
+      record_clear (r);
+      return -1;
+    }
+  return 0;
+}
+
+/* Walk the records of one segment's bytes: the offset where the valid ones
+ * end. fn (may be NULL) sees each; a non-zero return from it stops. */
+static size_t
+walk (const uint8_t *buf, size_t len, uint64_t *last_seq,
+      int (*fn) (void *ctx, const struct journal_record *r), void *ctx, int *stop)
+{
+  size_t at = 0;
+  while (len - at >= RECORD_HEADER)
+    {
+      uint32_t n = get_u32 (buf + at), crc = get_u32 (buf + at + 4);
+      if (n == 0 || n > RECORD_MAX || n > len - at - RECORD_HEADER
+          || crc32c (buf + at + RECORD_HEADER, n) != crc)
+        break;
+      struct journal_record r;
+      if (decode_payload (buf + at + RECORD_HEADER, n, &r) < 0)
+        break;
+      *last_seq = r.seq;
+      if (fn && (*stop = fn (ctx, &r)) != 0)
+        {
+          record_clear (&r);
+          return at + RECORD_HEADER + n;
+        }
+      record_clear (&r);
+      at += RECORD_HEADER + n;
+    }
+  return at;
+}
+
+static int
+cmp_u64 (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* The segments' first sequence numbers, sorted. */
+static int
+list_segments (int dirfd, uint64_t **out, size_t *n, struct error *err)
+{
+  int fd = dup (dirfd);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  if (d == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return error_set (err, errno, "list journal segments");
+    }
+  size_t cap = 16;
+  *n = 0;
+  *out = malloc (cap * sizeof **out);
+  struct dirent *e;
+  while (*out && (e = readdir (d)) != NULL)
+    {
+      uint64_t first;
+      char tail;
+      if (sscanf (e->d_name, "seg-%16" SCNx64 ".log%c", &first, &tail) != 1)
+        continue;
+      if (*n == cap)
+        {
+          uint64_t *g = realloc (*out, (cap *= 2) * sizeof **out);
+          if (g == NULL)
+            break;
+          *out = g;
+        }
+      (*out)[(*n)++] = first;
+    }
+  closedir (d);
+  if (*out == NULL)
+    return error_set (err, ENOMEM, "list journal segments");
+  qsort (*out, *n, sizeof **out, cmp_u64);
+  return 0;
+}
+
+static char *
+read_segment (int dirfd, uint64_t first, size_t *len)
+{
+  char name[40];
+  snprintf (name, sizeof name, "seg-%016" PRIx64 ".log", first);
+  cleanup_close int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return NULL;
+  char *buf = malloc ((size_t) st.st_size + 1);
+  ssize_t r = buf ? read (fd, buf, (size_t) st.st_size) : -1;
+  *len = r > 0 ? (size_t) r : 0;
+  return buf;
+}
+
+static int
+open_segment (struct journal *j, uint64_t first, struct error *err)
+{
+  char name[40];
+  snprintf (name, sizeof name, "seg-%016" PRIx64 ".log", first);
+  if (j->fd >= 0)
+    close (j->fd);
+  j->fd = openat (j->dirfd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (j->fd < 0)
+    return error_set (err, errno, "journal segment `%s/%s`", j->dir, name);
+  struct stat st;
+  j->seg_first = first;
+  j->seg_bytes = fstat (j->fd, &st) == 0 ? (uint64_t) st.st_size : 0;
+  fsync (j->dirfd); /* the new name is durable too */
+  return 0;
+}
+
+int
+journal_open (const char *dir, uint64_t max_bytes, struct journal **out, struct error *err)
+{
+  if (mkdir_p (dir, 0700, err) < 0)
+    return -1;
+  struct journal *j = calloc (1, sizeof *j);
+  if (j == NULL)
+    return error_set (err, ENOMEM, "journal");
+  snprintf (j->dir, sizeof j->dir, "%s", dir);
+  j->fd = -1;
+  j->max_bytes = max_bytes;
+  j->dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct error ignored;
+  if (read_file_at (AT_FDCWD, "/proc/sys/kernel/random/boot_id", j->boot_id, sizeof j->boot_id,
+                    &ignored) > 0)
+    j->boot_id[strcspn (j->boot_id, "\n")] = '\0';
+  uint64_t *segs = NULL;
+  size_t n = 0;
+  if (j->dirfd < 0 || list_segments (j->dirfd, &segs, &n, err) < 0)
+    {
+      if (j->dirfd < 0)
+        error_set (err, errno, "journal `%s`", dir);
+      journal_close (j);
+      return -1;
+    }
+  uint64_t last_seq = 0;
+  bool any = false;
+  for (size_t i = 0; i < n; i++)
+    {
+      size_t len = 0;
+      cleanup_free char *buf = read_segment (j->dirfd, segs[i], &len);
+      int stop = 0;
+      uint64_t seq = last_seq;
+      size_t good = buf ? walk ((const uint8_t *) buf, len, &seq, NULL, NULL, &stop) : 0;
+      any |= good > 0;
+      last_seq = seq;
+      if (good < len)
+        {
+          char name[40];
+          snprintf (name, sizeof name, "seg-%016" PRIx64 ".log", segs[i]);
+          cleanup_close int fd = openat (j->dirfd, name, O_WRONLY | O_CLOEXEC);
+          if (fd < 0 || ftruncate (fd, (off_t) good) < 0 || fsync (fd) < 0)
+            {
+              error_set (err, errno, "journal: cut `%s/%s`", dir, name);
+              free (segs);
+              journal_close (j);
+              return -1;
+            }
+          fprintf (stderr, "agentd: journal: %s: cut a torn or corrupt tail at byte %zu (%zu bytes dropped)\n",
+                   name, good, len - good);
+        }
+      j->total_bytes += good;
+    }
+  j->next_seq = any ? last_seq + 1 : 1;
+  int r = open_segment (j, n ? segs[n - 1] : j->next_seq, err);
+  free (segs);
+  if (r < 0)
+    {
+      journal_close (j);
+      return -1;
+    }
+  *out = j;
+  return 0;
+}
+
+void
+journal_close (struct journal *j)
+{
+  if (j == NULL)
+    return;
+  if (j->fd >= 0)
+    close (j->fd);
+  if (j->dirfd >= 0)
+    close (j->dirfd);
+  free (j);
+}
+
+uint64_t
+journal_next_seq (const struct journal *j)
+{
+  return j->next_seq;
+}
+
+/* Keep the journal under its bound: the oldest segments go, loudly (with
+ * a control plane they would have been acknowledged and deleted). */
+static void
+enforce_bound (struct journal *j, uint64_t incoming)
+{
+  if (j->max_bytes == 0 || j->total_bytes + incoming <= j->max_bytes)
+    return;
+  uint64_t *segs = NULL;
+  size_t n = 0;
+  struct error err = { 0 };
+  if (list_segments (j->dirfd, &segs, &n, &err) < 0)
+    return;
+  for (size_t i = 0; i + 1 < n && j->total_bytes + incoming > j->max_bytes; i++)
+    {
+      char name[40];
+      struct stat st;
+      snprintf (name, sizeof name, "seg-%016" PRIx64 ".log", segs[i]);
+      if (fstatat (j->dirfd, name, &st, 0) == 0 && unlinkat (j->dirfd, name, 0) == 0)
+        {
+          j->total_bytes -= (uint64_t) st.st_size < j->total_bytes ? (uint64_t) st.st_size : j->total_bytes;
+          fprintf (stderr, "agentd: journal FULL (bound %" PRIu64 " bytes): dropped %s, usage "
+                           "not acknowledged by a control plane is lost\n",
+                   j->max_bytes, name);
+        }
+    }
+  free (segs);
+}
+
+int
+journal_append (struct journal *j, uint64_t ts_ms, const struct usage_sample *s, size_t n,
+                struct error *err)
+{
+  struct proto_buf b = { 0 };
+  uint8_t header[RECORD_HEADER] = { 0 };
+  proto_buf_append (&b, header, sizeof header);
+  put_varint (&b, j->next_seq);
+  put_varint (&b, ts_ms);
+  put_string (&b, j->boot_id);
+  put_varint (&b, n);
+  for (size_t i = 0; i < n; i++)
+    {
+      put_string (&b, s[i].id);
+      const uint64_t v[] = { s[i].version,  s[i].cpu_usec, s[i].memory_current,
+                             s[i].memory_peak, s[i].io_read, s[i].io_write,
+                             s[i].pids,     s[i].net_rx,   s[i].net_tx };
+      for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
+        put_varint (&b, v[k]);
+    }
+  if (b.oom || b.len - RECORD_HEADER > RECORD_MAX)
+    {
+      proto_buf_free (&b);
+      return error_set (err, b.oom ? ENOMEM : EFBIG, "journal record");
+    }
+  put_u32 (b.data, (uint32_t) (b.len - RECORD_HEADER));
+  put_u32 (b.data + 4, crc32c (b.data + RECORD_HEADER, b.len - RECORD_HEADER));
+  enforce_bound (j, b.len);
+  if (j->seg_bytes + b.len > JOURNAL_SEGMENT_BYTES && j->seg_bytes > 0
+      && open_segment (j, j->next_seq, err) < 0)
+    {
+      proto_buf_free (&b);
+      return -1;
+    }
+  ssize_t w = write (j->fd, b.data, b.len);
+  if (w != (ssize_t) b.len)
+    {
+      int e = w < 0 ? errno : EIO;
+      if (w > 0 && ftruncate (j->fd, (off_t) j->seg_bytes) < 0)
+        e = errno; /* the next open cuts it anyway */
+      proto_buf_free (&b);
+      return error_set (err, e, "journal: append record %" PRIu64, j->next_seq);
+    }
+  j->seg_bytes += b.len;
+  j->total_bytes += b.len;
+  j->next_seq++;
+  proto_buf_free (&b);
+  return 0;
+}
+
+int
+journal_sync (struct journal *j, struct error *err)
+{
+  if (fdatasync (j->fd) < 0)
+    return error_set (err, errno, "journal: sync");
+  return 0;
+}
+
+int
+journal_read (const char *dir, int (*fn) (void *ctx, const struct journal_record *r), void *ctx,
+              struct error *err)
+{
+  cleanup_close int dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return error_set (err, errno, "journal `%s`", dir);
+  uint64_t *segs = NULL;
+  size_t n = 0;
+  if (list_segments (dirfd, &segs, &n, err) < 0)
+    return -1;
+  uint64_t seq = 0;
+  int stop = 0;
+  for (size_t i = 0; i < n && !stop; i++)
+    {
+      size_t len = 0;
+      cleanup_free char *buf = read_segment (dirfd, segs[i], &len);
+      if (buf)
+        walk ((const uint8_t *) buf, len, &seq, fn, ctx, &stop);
+    }
+  free (segs);
+  return 0;
+}

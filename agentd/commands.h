@@ -9,6 +9,7 @@
 
 int cmd_run (int argc, char **argv);
 int cmd_serve (int argc, char **argv);
+int cmd_usage (int argc, char **argv);
 int cmd_image (int argc, char **argv);
 int cmd_images (int argc, char **argv);
 int cmd_pull (int argc, char **argv);

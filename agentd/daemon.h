@@ -12,6 +12,7 @@
 #include "../builder/image.h"
 #include "../proto/messages.h"
 #include "../runtime/runtime.h"
+#include "journal.h"
 #include "logs.h"
 #include "loop.h"
 #include "netns.h"
@@ -68,6 +69,7 @@ struct instance
   double started_mono;
   double health_deadline, next_probe;
   int probe_fd; /* a connect in flight, or -1 */
+  int net_fd[2]; /* the host veth's tx_bytes (= its rx) and rx_bytes, kept open */
   struct loop_handler probe_h;
   double drain_deadline;
   int forwarded; /* open forwarded connections */
@@ -158,6 +160,7 @@ struct daemon
   uint32_t addr_cursor;
   uint16_t port_base;
   uint64_t log_max;
+  uint64_t journal_max;
   uid_t allow_uid[16];
   int n_allow_uid;
   gid_t allow_gid;
@@ -183,6 +186,8 @@ struct daemon
   struct fwd_conn *conns;
   struct state_writer writer;
   struct image_cache images[IMAGE_CACHE_SIZE];
+  struct journal *journal; /* usage, one record a second */
+  double next_sample;
   uint64_t images_clock;
   /* The preparer thread (prepare.c). */
   pthread_t prep_thread;
@@ -255,6 +260,11 @@ void client_log_line (struct daemon *d, struct deployment *dep, uint64_t ts, enu
 void clients_forget_deployment (struct daemon *d, struct deployment *dep);
 /* Close the connection (freed after the current batch). */
 void client_drop (struct client *cl);
+
+/* meter.c: once a second, every running workload's counters into the
+ * journal. */
+void meter_sample (struct daemon *d, double now);
+void meter_forget (struct instance *in);
 
 /* state.c */
 int state_save (struct daemon *d, struct error *err);

@@ -294,6 +294,7 @@ instance_new (struct deployment *dep, uint64_t version, const char *id)
     snprintf (in->id, sizeof in->id, "%s-%llu-%04x", dep->id, (unsigned long long) version,
               nonce);
   in->probe_fd = -1;
+  in->net_fd[0] = in->net_fd[1] = -1;
   in->out.fd = in->err.fd = -1;
   in->net.netns_fd = -1;
   return in;
@@ -329,6 +330,7 @@ instance_release (struct daemon *d, struct instance *in)
       close (in->probe_fd);
       in->probe_fd = -1;
     }
+  meter_forget (in);
   net_slot_free (d, &in->net);
   forward_forget_instance (d, in);
   in->state = INST_EXITED;
@@ -1004,6 +1006,7 @@ deployments_free_all (struct daemon *d)
               rt_forget (all[i]->c);
             log_pipe_close (&all[i]->out, false);
             log_pipe_close (&all[i]->err, false);
+            meter_forget (all[i]);
             if (all[i]->net.netns_fd >= 0)
               close (all[i]->net.netns_fd);
             free (all[i]);

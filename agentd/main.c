@@ -12,6 +12,7 @@ usage (FILE *out)
          "Commands:\n"
          "  serve             the node daemon (the default with no command): deployments over\n"
          "                    the API socket, for `deploy` and the MCP endpoint\n"
+         "  usage             what each deployment used, from this node's usage journal\n"
          "  run               start one isolated workload in the foreground (like `crun run`)\n"
          "  pull              pull an image from a registry into the local store\n"
          "  images            list the images in the local store\n"
@@ -35,6 +36,8 @@ main (int argc, char **argv)
     }
   if (strcmp (cmd, "serve") == 0)
     return cmd_serve (argc - 1, argv + 1);
+  if (strcmp (cmd, "usage") == 0)
+    return cmd_usage (argc - 1, argv + 1);
   if (strcmp (cmd, "run") == 0)
     return cmd_run (argc - 1, argv + 1);
   if (strcmp (cmd, "pull") == 0)

@@ -168,7 +168,13 @@ on_timer (struct loop_handler *h, uint32_t events)
   uint64_t n;
   if (read (d->timer_fd, &n, sizeof n) < 0)
     return;
-  deployments_tick (d, mono_now ());
+  double now = mono_now ();
+  deployments_tick (d, now);
+  if (now >= d->next_sample)
+    {
+      meter_sample (d, now);
+      d->next_sample = d->next_sample + 1 > now ? d->next_sample + 1 : now + 1;
+    }
 }
 
 static int
@@ -277,7 +283,12 @@ daemon_start (struct daemon *d, struct error *err)
       || loop_add (&d->loop, d->worker_fd[0], EPOLLIN, &d->worker_h, err) < 0)
     return -1;
 
+  char jdir[PATH_MAX];
+  snprintf (jdir, sizeof jdir, "%s/journal", d->root);
+  if (journal_open (jdir, d->journal_max, &d->journal, err) < 0)
+    return -1;
   d->started_mono = mono_now ();
+  d->next_sample = d->started_mono + 1;
   if (state_load (d, err) < 0)
     fprintf (stderr, "agentd: %s\n", err->msg); /* what loaded keeps running */
   if (d->net_enabled && net_reconcile (&d->net, keep_addr, d, err) < 0)
@@ -319,6 +330,7 @@ daemon_stop (struct daemon *d)
   daemon_run_deferred (d);
   deployments_free_all (d);
   image_cache_clear (d);
+  journal_close (d->journal);
   free (d->addr_used);
   if (d->seccomp)
     rt_seccomp_free (d->seccomp);
@@ -468,6 +480,7 @@ cmd_serve (int argc, char **argv)
   };
   struct daemon d = { .root = AGENTD_DEFAULT_ROOT, .socket_path = AGENTD_DEFAULT_SOCKET,
                       .net_enabled = true, .port_base = 20000, .log_max = 8u << 20,
+                      .journal_max = 1ull << 30,
                       .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .timer_fd = -1,
                       .worker_fd = { -1, -1 }, .loop.epfd = -1 };
   struct serve_opts o = { .subnet = "10.88.0.0/16" };

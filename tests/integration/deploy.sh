@@ -237,6 +237,23 @@ yaml_bad "alias bomb" 'image: busybox\ncommand: &a ["x","x","x"]\nenv: *a\n' 2 "
 yaml_bad "not a mapping" '- a\n- b\n' 1 "expected a mapping"
 cd - >/dev/null
 
+# Metering: each second every running workload's counters go into the
+# journal; `agentd usage` adds them up. A busy loop at 0.5 CPU bills about
+# half a CPU-second a second; an idle one nearly nothing.
+D up --image busybox --project meter --env production --service busy --cpus 0.5 -- sh -c 'while :; do :; done' >/dev/null
+D up --image busybox --project meter --env production --service idle -- sleep 1000 >/dev/null
+sleep 4.5
+u=$("$AGENTD" usage --root "$root" --json)
+busy=$(echo "$u" | grep -o '"deployment":"meter.production.busy","seconds":[0-9]*,"cpu_seconds":[0-9.]*')
+secs=$(echo "$busy" | grep -o '"seconds":[0-9]*' | cut -d: -f2) cpu=$(echo "$busy" | grep -o '"cpu_seconds":[0-9.]*' | cut -d: -f2)
+idle=$(echo "$u" | grep -o '"deployment":"meter.production.idle","seconds":[0-9]*,"cpu_seconds":[0-9.]*' | grep -o '"cpu_seconds":[0-9.]*' | cut -d: -f2)
+if awk -v c="$cpu" -v s="$secs" -v i="$idle" 'BEGIN { exit !(s >= 3 && c >= 0.4 * (s - 1) && c <= 0.6 * (s + 1) && i < 0.05) }'; then
+  ok "agentd usage: busy loop at 0.5 CPU billed $cpu CPU-s over $secs s; idle $idle"
+else
+  not_ok "agentd usage" "$u"
+fi
+D down --project meter --env production >/dev/null
+
 # /metrics for people.
 out=$(get "http://$METRICS/metrics")
 echo "$out" | grep -q 'agentd_workload_up{project="shop",env="production",service="web"} 1' && echo "$out" | grep -q agentd_workload_memory_bytes \

@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "daemon.h"
+#include "usage.h"
 
 #define CLIENT_OUT_MAX (16u << 20) /* a follower that reads no more is dropped */
 
@@ -331,6 +332,39 @@ do_status (struct client *cl, uint32_t reqid)
 }
 
 static void
+do_usage (struct client *cl, uint32_t reqid, const struct msg_usage *m)
+{
+  struct daemon *d = cl->d;
+  char dir[600];
+  snprintf (dir, sizeof dir, "%s/journal", d->root);
+  uint64_t since_ms = m->since_s ? ((uint64_t) time (NULL) - m->since_s) * 1000 : 0;
+  struct usage_total *t;
+  size_t n;
+  struct error err = { 0 };
+  if (usage_totals (dir, since_ms, &t, &n, &err) < 0)
+    {
+      client_error (cl, reqid, PROTO_E_FAILED, "%s", err.msg);
+      return;
+    }
+  struct msg_usage_row *rows = calloc (n + 1, sizeof *rows);
+  size_t k = 0;
+  for (size_t i = 0; rows && i < n; i++)
+    {
+      /* ids are project.env.service */
+      char project[32] = "", env[32] = "", service[32] = "";
+      sscanf (t[i].id, "%31[^.].%31[^.].%31s", project, env, service);
+      if (!matches (m->project, project) || !matches (m->env, env) || !matches (m->service, service))
+        continue;
+      rows[k++] = (struct msg_usage_row){ t[i].id, t[i].seconds, (uint64_t) (t[i].cpu_s * 1e6),
+                                          (uint64_t) (t[i].gb_s * 1e9), t[i].rx, t[i].tx };
+    }
+  struct msg_usage_result r = { rows, k, "journal" };
+  client_reply (cl, MSG_USAGE_RESULT, PROTO_F_REPLY, reqid, &r);
+  free (rows);
+  free (t);
+}
+
+static void
 dispatch (struct client *cl, const struct proto_frame *f)
 {
   uint32_t id = f->h.request_id;
@@ -349,10 +383,11 @@ dispatch (struct client *cl, const struct proto_frame *f)
     struct msg_down down;
     struct msg_env_list env_list;
     struct msg_status status;
+    struct msg_usage usage;
   } m;
   uint8_t t = f->h.type;
   bool request = t == MSG_DEPLOY || t == MSG_LIST || t == MSG_LOGS || t == MSG_DOWN
-                 || t == MSG_ENV_LIST || t == MSG_STATUS;
+                 || t == MSG_ENV_LIST || t == MSG_STATUS || t == MSG_USAGE;
   if (desc == NULL || !request)
     {
       client_error (cl, id, PROTO_E_UNKNOWN_TYPE, "unknown request type 0x%02x", t);
@@ -376,6 +411,7 @@ dispatch (struct client *cl, const struct proto_frame *f)
     case MSG_DOWN: do_down (cl, id, &m.down); break;
     case MSG_ENV_LIST: do_env_list (cl, id, &m.env_list); break;
     case MSG_STATUS: do_status (cl, id); break;
+    case MSG_USAGE: do_usage (cl, id, &m.usage); break;
     }
   proto_msg_clear (t, &m);
 }

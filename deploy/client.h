@@ -32,6 +32,7 @@ union client_reply
   struct msg_down_result down;
   struct msg_env_list_result envs;
   struct msg_status_result status;
+  struct msg_usage_result usage;
 };
 int client_recv (struct client *c, uint32_t id, uint8_t *type, union client_reply *msg,
                  bool *more, struct error *err);

@@ -604,6 +604,64 @@ cmd_status (const struct globals *g, int argc, char **argv)
   return 0;
 }
 
+static int
+cmd_usage (const struct globals *g, int argc, char **argv)
+{
+  if (want_help (argc, argv,
+                 "Usage: deploy usage [--project P] [--env E] [SERVICE] [--since DURATION] [--json]\n\n"
+                 "What each service used, second by second, as agentd's usage journal holds it\n"
+                 "(no control plane yet): CPU-seconds, memory GB-seconds, network bytes, and\n"
+                 "the cost at the default rates ($0.00000772 per vCPU-second, $0.00000386 per\n"
+                 "GB-second). Filters default to all projects and environments.\n"))
+    return 0;
+  uint64_t since = 0;
+  for (int i = 1; i + 1 < argc; i++)
+    if (strcmp (argv[i], "--since") == 0)
+      {
+        struct error err = { 0 };
+        if (parse_duration (argv[i + 1], &since, &err) < 0)
+          return fail ("usage", &err);
+        memmove (argv + i, argv + i + 2, (size_t) (argc - i - 2) * sizeof *argv);
+        argc -= 2;
+        break;
+      }
+  struct common_args a = { .json = g->json };
+  if (parse_common ("usage", argc, argv, &a, false) != 0)
+    return 1;
+  struct msg_usage req = { (char *) a.project, (char *) a.env, (char *) a.positional, since };
+  union client_reply r;
+  if (call (g, "usage", MSG_USAGE, &req, &r) != 0)
+    return 1;
+  json_t *arr = json_array ();
+  if (!a.json)
+    printf ("%-34s %8s %10s %12s %12s %12s %12s\n", "DEPLOYMENT", "SECONDS", "CPU-S", "MEM GB-S",
+            "NET RX", "NET TX", "COST $");
+  for (size_t i = 0; i < r.usage.n_rows; i++)
+    {
+      const struct msg_usage_row *u = &r.usage.rows[i];
+      double cpu = u->cpu_us / 1e6, gbs = u->memory_byte_seconds / 1e9;
+      double cost = cpu * 0.00000772 + gbs * 0.00000386;
+      if (a.json)
+        json_array_append_new (arr, json_pack ("{s:s, s:I, s:f, s:f, s:I, s:I, s:f}", "deployment",
+                                               u->deployment, "seconds", (json_int_t) u->seconds,
+                                               "cpu_seconds", cpu, "memory_gb_seconds", gbs,
+                                               "net_rx_bytes", (json_int_t) u->net_rx,
+                                               "net_tx_bytes", (json_int_t) u->net_tx, "cost_usd", cost));
+      else
+        printf ("%-34s %8llu %10.3f %12.3f %12llu %12llu %12.8f\n", u->deployment,
+                (unsigned long long) u->seconds, cpu, gbs, (unsigned long long) u->net_rx,
+                (unsigned long long) u->net_tx, cost);
+    }
+  if (a.json)
+    {
+      json_dumpf (arr, stdout, JSON_COMPACT);
+      putchar ('\n');
+    }
+  json_decref (arr);
+  proto_msg_clear (MSG_USAGE_RESULT, &r);
+  return 0;
+}
+
 static void
 usage (FILE *out)
 {
@@ -616,6 +674,7 @@ usage (FILE *out)
          "  down      remove a service, or a whole environment with --env\n"
          "  env ls    list environments (production and one per branch)\n"
          "  status    agentd's own state\n"
+         "  usage     what each service used and cost, second by second\n"
          "  mcp       serve the MCP tools on stdio for AI agents (mcp install: client config)\n"
          "\n"
          "agentd is found at --socket PATH, else $AGENTD_SOCKET, else " PROTO_DEFAULT_SOCKET ".\n"
@@ -667,6 +726,8 @@ main (int argc, char **argv)
     return cmd_env (&g, sub_argc, sub_argv);
   if (strcmp (cmd, "status") == 0)
     return cmd_status (&g, sub_argc, sub_argv);
+  if (strcmp (cmd, "usage") == 0)
+    return cmd_usage (&g, sub_argc, sub_argv);
   if (strcmp (cmd, "mcp") == 0)
     return cmd_mcp (g.socket, sub_argc, sub_argv);
   if (strcmp (cmd, "help") == 0)

@@ -515,6 +515,57 @@ tool_logs (struct mcp *m, json_t *id, json_t *args)
   proto_msg_clear (MSG_LOG_LINES, &r);
 }
 
+/* `since` as seconds ago: a number, or an ISO 8601 UTC time. -1: bad. */
+static int64_t
+since_seconds (json_t *since)
+{
+  if (since == NULL)
+    return 0;
+  if (json_is_number (since))
+    return (int64_t) json_number_value (since);
+  struct tm tm = { 0 };
+  if (!json_is_string (since) || strptime (json_string_value (since), "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+    return -1;
+  int64_t ago = (int64_t) time (NULL) - (int64_t) timegm (&tm);
+  return ago > 0 ? ago : 1;
+}
+
+static void
+tool_usage (struct mcp *m, json_t *id, json_t *args)
+{
+  struct error err = { 0 };
+  int64_t since = since_seconds (json_object_get (args, "since"));
+  if (since < 0)
+    return send_tool_error (m, id, "since: give an ISO 8601 UTC time such as 2026-11-24T10:00:00Z, or seconds ago");
+  struct msg_usage req = { (char *) str_arg (args, "project"), (char *) str_arg (args, "environment"),
+                           (char *) str_arg (args, "service"), (uint64_t) since };
+  union client_reply r;
+  if (agentd_call (m, MSG_USAGE, &req, &r, &err) < 0)
+    return send_tool_error (m, id, "%s", err.msg);
+  json_t *rows = json_array ();
+  double total = 0;
+  for (size_t i = 0; i < r.usage.n_rows; i++)
+    {
+      const struct msg_usage_row *u = &r.usage.rows[i];
+      double cpu = u->cpu_us / 1e6, gbs = u->memory_byte_seconds / 1e9;
+      double cost = cpu * 0.00000772 + gbs * 0.00000386;
+      total += cost;
+      json_array_append_new (rows, json_pack ("{s:s, s:I, s:f, s:f, s:I, s:I, s:f}", "deployment",
+                                              u->deployment, "seconds", (json_int_t) u->seconds,
+                                              "cpu_seconds", cpu, "memory_gb_seconds", gbs,
+                                              "net_rx_bytes", (json_int_t) u->net_rx, "net_tx_bytes",
+                                              (json_int_t) u->net_tx, "cost_usd", cost));
+    }
+  char text[256];
+  snprintf (text, sizeof text, "%zu service(s) used $%.8f in the period (this node's journal).",
+            json_array_size (rows), total);
+  send_tool_result (m, id,
+                    json_pack ("{s:b, s:s, s:o}", "available", 1, "source",
+                               r.usage.source ? r.usage.source : "journal", "usage", rows),
+                    text, false);
+  proto_msg_clear (MSG_USAGE_RESULT, &r);
+}
+
 static void
 tool_environments (struct mcp *m, json_t *id, json_t *args)
 {
@@ -638,11 +689,7 @@ tool_call (struct mcp *m, json_t *id, json_t *params)
       else if (strcmp (name, "remove_service") == 0)
         tool_remove (m, id, args, true);
       else if (strcmp (name, "get_usage") == 0)
-        send_tool_result (m, id,
-                          json_pack ("{s:b, s:s}", "available", 0, "reason",
-                                     "per-second metering is not built on this node yet; no usage figures exist"),
-                          "Usage is not available: per-second metering is not built on this node yet.",
-                          false);
+        tool_usage (m, id, args);
     }
   json_decref (empty);
 }

@@ -172,6 +172,27 @@ static const struct field_desc status_result_fields[] = {
   F (9, K_U64, struct msg_status_result, running),
 };
 
+static const struct field_desc usage_fields[] = {
+  F (1, K_STR, struct msg_usage, project), F (2, K_STR, struct msg_usage, env),
+  F (3, K_STR, struct msg_usage, service), F (4, K_U64, struct msg_usage, since_s),
+};
+
+static const struct field_desc usage_row_fields[] = {
+  F (1, K_STR, struct msg_usage_row, deployment),
+  F (2, K_U64, struct msg_usage_row, seconds),
+  F (3, K_U64, struct msg_usage_row, cpu_us),
+  F (4, K_U64, struct msg_usage_row, memory_byte_seconds),
+  F (5, K_U64, struct msg_usage_row, net_rx),
+  F (6, K_U64, struct msg_usage_row, net_tx),
+};
+static const struct proto_msg_desc usage_row_desc
+    = DESC (0, "USAGE_ROW", struct msg_usage_row, usage_row_fields);
+
+static const struct field_desc usage_result_fields[] = {
+  FL (1, struct msg_usage_result, rows, n_rows, usage_row_desc),
+  F (2, K_STR, struct msg_usage_result, source),
+};
+
 static const struct proto_msg_desc descs[] = {
   DESC (MSG_ERROR, "ERROR", struct msg_error, error_fields),
   DESC (MSG_DEPLOY, "DEPLOY", struct msg_deploy, deploy_fields),
@@ -188,6 +209,8 @@ static const struct proto_msg_desc descs[] = {
         env_list_result_fields),
   DESC (MSG_STATUS, "STATUS", struct msg_status, status_fields),
   DESC (MSG_STATUS_RESULT, "STATUS_RESULT", struct msg_status_result, status_result_fields),
+  DESC (MSG_USAGE, "USAGE", struct msg_usage, usage_fields),
+  DESC (MSG_USAGE_RESULT, "USAGE_RESULT", struct msg_usage_result, usage_result_fields),
 };
 
 const struct proto_msg_desc *

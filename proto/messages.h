@@ -26,6 +26,8 @@ enum proto_type
   MSG_ENV_LIST_RESULT = 0x51,
   MSG_STATUS = 0x60,
   MSG_STATUS_RESULT = 0x61,
+  MSG_USAGE = 0x70,
+  MSG_USAGE_RESULT = 0x71,
 };
 
 /* Error codes carried by MSG_ERROR. */
@@ -156,6 +158,25 @@ struct msg_status_result
 {
   char *version, *root, *cgroup, *bridge, *subnet;
   uint64_t pid, uptime_s, deployments, running;
+};
+
+struct msg_usage
+{
+  char *project, *env, *service; /* filters */
+  uint64_t since_s;              /* seconds ago, 0: all the journal holds */
+};
+
+struct msg_usage_row
+{
+  char *deployment;
+  uint64_t seconds, cpu_us, memory_byte_seconds, net_rx, net_tx;
+};
+
+struct msg_usage_result
+{
+  struct msg_usage_row *rows;
+  size_t n_rows;
+  char *source; /* "journal": this node's own, no control plane */
 };
 
 struct proto_msg_desc;

@@ -11,7 +11,7 @@
 static const uint8_t types[] = { MSG_ERROR,    MSG_DEPLOY,          MSG_PROGRESS,  MSG_DEPLOY_RESULT,
                                  MSG_LIST,     MSG_LIST_RESULT,     MSG_LOGS,      MSG_LOG_LINES,
                                  MSG_DOWN,     MSG_DOWN_RESULT,     MSG_ENV_LIST,  MSG_ENV_LIST_RESULT,
-                                 MSG_STATUS,   MSG_STATUS_RESULT };
+                                 MSG_STATUS,   MSG_STATUS_RESULT,   MSG_USAGE,     MSG_USAGE_RESULT };
 
 static void
 roundtrip (uint8_t type, const uint8_t *p, size_t n)

@@ -252,6 +252,9 @@ if awk -v c="$cpu" -v s="$secs" -v i="$idle" 'BEGIN { exit !(s >= 3 && c >= 0.4 
 else
   not_ok "agentd usage" "$u"
 fi
+du=$(D usage --json --project meter busy)
+echo "$du" | grep -q '"deployment":"meter.production.busy"' && ! echo "$du" | grep -q idle && echo "$du" | grep -q '"cost_usd":' \
+  && ok "deploy usage: agentd answers from its journal, filtered and priced" || not_ok "deploy usage" "$du"
 D down --project meter --env production >/dev/null
 
 # /metrics for people.

@@ -8,8 +8,7 @@
 
 #include "../common/error.h"
 
-#define PRICE_GB_SECOND 0.00000386
-#define PRICE_CPU_SECOND 0.00000772
+#include "../common/prices.h"
 
 struct usage_total
 {

@@ -39,5 +39,7 @@ int client_recv (struct client *c, uint32_t id, uint8_t *type, union client_repl
 
 /* One deployment as JSON, as `deploy ps --json` and the MCP tools give it. */
 json_t *client_deployment_json (const struct msg_deployment_info *i);
+/* One usage row as JSON, priced at the default rates; *cost gets the price. */
+json_t *client_usage_json (const struct msg_usage_row *u, double *cost);
 
 #endif

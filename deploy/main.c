@@ -639,18 +639,17 @@ cmd_usage (const struct globals *g, int argc, char **argv)
   for (size_t i = 0; i < r.usage.n_rows; i++)
     {
       const struct msg_usage_row *u = &r.usage.rows[i];
-      double cpu = u->cpu_us / 1e6, gbs = u->memory_byte_seconds / 1e9;
-      double cost = cpu * 0.00000772 + gbs * 0.00000386;
+      double cost;
+      json_t *row = client_usage_json (u, &cost);
       if (a.json)
-        json_array_append_new (arr, json_pack ("{s:s, s:I, s:f, s:f, s:I, s:I, s:f}", "deployment",
-                                               u->deployment, "seconds", (json_int_t) u->seconds,
-                                               "cpu_seconds", cpu, "memory_gb_seconds", gbs,
-                                               "net_rx_bytes", (json_int_t) u->net_rx,
-                                               "net_tx_bytes", (json_int_t) u->net_tx, "cost_usd", cost));
+        json_array_append_new (arr, row);
       else
-        printf ("%-34s %8llu %10.3f %12.3f %12llu %12llu %12.8f\n", u->deployment,
-                (unsigned long long) u->seconds, cpu, gbs, (unsigned long long) u->net_rx,
-                (unsigned long long) u->net_tx, cost);
+        {
+          printf ("%-34s %8llu %10.3f %12.3f %12llu %12llu %12.8f\n", u->deployment,
+                  (unsigned long long) u->seconds, u->cpu_us / 1e6, u->memory_byte_seconds / 1e9,
+                  (unsigned long long) u->net_rx, (unsigned long long) u->net_tx, cost);
+          json_decref (row);
+        }
     }
   if (a.json)
     {

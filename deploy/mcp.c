@@ -546,15 +546,9 @@ tool_usage (struct mcp *m, json_t *id, json_t *args)
   double total = 0;
   for (size_t i = 0; i < r.usage.n_rows; i++)
     {
-      const struct msg_usage_row *u = &r.usage.rows[i];
-      double cpu = u->cpu_us / 1e6, gbs = u->memory_byte_seconds / 1e9;
-      double cost = cpu * 0.00000772 + gbs * 0.00000386;
+      double cost;
+      json_array_append_new (rows, client_usage_json (&r.usage.rows[i], &cost));
       total += cost;
-      json_array_append_new (rows, json_pack ("{s:s, s:I, s:f, s:f, s:I, s:I, s:f}", "deployment",
-                                              u->deployment, "seconds", (json_int_t) u->seconds,
-                                              "cpu_seconds", cpu, "memory_gb_seconds", gbs,
-                                              "net_rx_bytes", (json_int_t) u->net_rx, "net_tx_bytes",
-                                              (json_int_t) u->net_tx, "cost_usd", cost));
     }
   char text[256];
   snprintf (text, sizeof text, "%zu service(s) used $%.8f in the period (this node's journal).",

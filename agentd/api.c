@@ -324,7 +324,7 @@ do_status (struct client *cl, uint32_t reqid)
     .bridge = d->net_enabled ? d->net.bridge : "none",
     .subnet = subnet,
     .pid = (uint64_t) getpid (),
-    .uptime_s = (uint64_t) (mono_now () - d->started_mono),
+    .uptime_s = (uint64_t) (monotonic_seconds () - d->started_mono),
     .deployments = n,
     .running = running,
   };

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "../builder/image.h"
+#include "../common/clock.h"
 #include "../proto/messages.h"
 #include "../runtime/runtime.h"
 #include "journal.h"
@@ -71,6 +72,7 @@ struct instance
   int probe_fd; /* a connect in flight, or -1 */
   int net_fd[2]; /* the host veth's tx_bytes (= its rx) and rx_bytes, kept open */
   struct loop_handler probe_h;
+  bool probing; /* counted in daemon.probing */
   double drain_deadline;
   int forwarded; /* open forwarded connections */
   bool term_sent;
@@ -156,6 +158,7 @@ struct daemon
   int pool_n;
   double pool_retry_at;
   bool started_since_prepare;
+  int probing; /* new versions waiting for their health check */
   uint8_t *addr_used; /* one byte per address of the subnet */
   uint32_t addr_cursor;
   uint16_t port_base;
@@ -281,8 +284,6 @@ void metrics_accept (struct loop_handler *h, uint32_t events);
 /* Deferred frees: an object must outlive the epoll batch that saw it. */
 void daemon_defer_free (struct daemon *d, void (*fn) (void *), void *p);
 void daemon_run_deferred (struct daemon *d);
-
-double mono_now (void);
 
 #define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof (type, member)))
 

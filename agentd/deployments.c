@@ -30,22 +30,6 @@
 #define KILL_GRACE_S 5.0
 #define BACKOFF_MAX_S 10.0
 
-double
-mono_now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-mono_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 const char *
 restart_policy_name (enum restart_policy p)
 {
@@ -165,7 +149,7 @@ net_addr_release (struct daemon *d, uint32_t a)
 void
 net_pool_fill (struct daemon *d)
 {
-  if (!d->net_enabled || mono_now () < d->pool_retry_at)
+  if (!d->net_enabled || monotonic_seconds () < d->pool_retry_at)
     return;
   while (d->pool_n + d->pool_pending < NET_POOL_SIZE)
     {
@@ -287,7 +271,7 @@ instance_new (struct deployment *dep, uint64_t version, const char *id)
   in->version = version;
   unsigned short nonce = 0;
   if (getrandom (&nonce, sizeof nonce, 0) < 0)
-    nonce = (unsigned short) (mono_now () * 1e6);
+    nonce = (unsigned short) (monotonic_seconds () * 1e6);
   if (id)
     snprintf (in->id, sizeof in->id, "%s", id);
   else
@@ -307,9 +291,20 @@ instance_free (void *p)
 }
 
 /* Tear down what the instance holds (after its exit, or on a failed start). */
+/* How many new versions wait for their health check: while any does, the
+ * loop wakes every millisecond to probe (serve.c). */
+static void
+set_probing (struct daemon *d, struct instance *in, bool on)
+{
+  if (in->probing != on)
+    d->probing += on ? 1 : -1;
+  in->probing = on;
+}
+
 static void
 instance_release (struct daemon *d, struct instance *in)
 {
+  set_probing (d, in, false);
   if (in->c)
     {
       loop_del (&d->loop, rt_pidfd (in->c));
@@ -489,7 +484,7 @@ instance_start (struct daemon *d, struct instance *in, const struct dspec *sp, s
   /* The namespace fd was only needed to join it. */
   close (in->net.netns_fd);
   in->net.netns_fd = -1;
-  in->started_mono = mono_now ();
+  in->started_mono = monotonic_seconds ();
   d->started_since_prepare = true;
   in->port = sp->port;
   in->state = INST_STARTING;
@@ -514,7 +509,7 @@ drain (struct daemon *d, struct deployment *dep, struct instance *old)
 {
   (void) d;
   old->state = INST_DRAINING;
-  old->drain_deadline = mono_now () + DRAIN_TIMEOUT_S;
+  old->drain_deadline = monotonic_seconds () + DRAIN_TIMEOUT_S;
   for (size_t i = 0; i < sizeof dep->draining / sizeof dep->draining[0]; i++)
     if (dep->draining[i] == NULL)
       {
@@ -525,13 +520,14 @@ drain (struct daemon *d, struct deployment *dep, struct instance *old)
   struct error ignored;
   rt_signal (old->c, SIGTERM, &ignored);
   old->term_sent = true;
-  old->kill_at = mono_now () + KILL_GRACE_S;
+  old->kill_at = monotonic_seconds () + KILL_GRACE_S;
 }
 
 static void
 instance_healthy (struct daemon *d, struct instance *in)
 {
   struct deployment *dep = in->dep;
+  set_probing (d, in, false);
   in->state = INST_RUNNING;
   if (dep->has_next_spec)
     {
@@ -572,7 +568,7 @@ probe_done (struct loop_handler *h, uint32_t events)
   if (soerr == 0 && (events & (EPOLLERR | EPOLLHUP)) == 0)
     instance_healthy (d, in);
   else
-    in->next_probe = mono_now () + PROBE_INTERVAL_S;
+    in->next_probe = monotonic_seconds () + PROBE_INTERVAL_S;
 }
 
 /* A non-blocking connect to the workload's port; its completion is health. */
@@ -594,7 +590,7 @@ probe_start (struct daemon *d, struct instance *in)
   if (errno != EINPROGRESS)
     {
       close (fd);
-      in->next_probe = mono_now () + PROBE_INTERVAL_S;
+      in->next_probe = monotonic_seconds () + PROBE_INTERVAL_S;
       return;
     }
   in->probe_fd = fd;
@@ -654,7 +650,7 @@ schedule_restart (struct daemon *d, struct deployment *dep, bool failed)
     backoff *= 2;
   if (backoff > BACKOFF_MAX_S)
     backoff = BACKOFF_MAX_S;
-  dep->restart_at = mono_now () + backoff;
+  dep->restart_at = monotonic_seconds () + backoff;
   deployment_log (dep, LOG_AGENTD, "restarting in %.1f s (policy %s)", backoff,
                   restart_policy_name (p));
   (void) d;
@@ -692,7 +688,7 @@ instance_exited (struct daemon *d, struct instance *in)
       if (failed)
         dep->failures_in_row++;
       /* A version that ran a while earns a fresh backoff. */
-      if (mono_now () - in->started_mono > 10)
+      if (monotonic_seconds () - in->started_mono > 10)
         dep->failures_in_row = failed ? 1 : 0;
       schedule_restart (d, dep, failed);
       d->dirty = true;
@@ -710,7 +706,7 @@ start_version (struct daemon *d, struct deployment *dep, const struct dspec *sp,
   struct instance *in = instance_new (dep, ++dep->next_version, NULL);
   if (in == NULL)
     return error_set (err, ENOMEM, "instance");
-  double t0 = mono_now ();
+  double t0 = monotonic_seconds ();
   if (instance_start (d, in, sp, err) < 0)
     {
       free (in);
@@ -719,14 +715,17 @@ start_version (struct daemon *d, struct deployment *dep, const struct dspec *sp,
   dep->next = in;
   if (dep->waiter)
     {
-      dep->waiter->start_us = (uint64_t) ((mono_now () - t0) * 1e6);
-      dep->waiter->exec_mono_ns = mono_ns ();
+      dep->waiter->start_us = (uint64_t) ((monotonic_seconds () - t0) * 1e6);
+      dep->waiter->exec_mono_ns = (uint64_t) (monotonic_seconds () * 1e9);
     }
   in->health_deadline = in->started_mono + (double) sp->health_timeout_s;
   if (sp->port == 0 || !d->net_enabled)
     instance_healthy (d, in);
   else
-    probe_start (d, in);
+    {
+      set_probing (d, in, true);
+      probe_start (d, in);
+    }
   return 0;
 }
 
@@ -769,7 +768,7 @@ reply_result (struct daemon *d, struct deployment *dep, struct instance *in, con
     }
   if (dep->host_port)
     snprintf (url, sizeof url, "http://127.0.0.1:%u", dep->host_port);
-  double now = mono_now ();
+  double now = monotonic_seconds ();
   struct msg_deploy_result r = {
     .id = dep->id,
     .version = in->version,
@@ -829,7 +828,7 @@ static void
 pull_progress (void *ctx, const struct registry_progress *p)
 {
   struct pull_job *j = ctx;
-  double now = mono_now ();
+  double now = monotonic_seconds ();
   if (now - j->last_progress < 0.1 && p->blobs_done < p->blobs_total)
     return;
   j->last_progress = now;
@@ -891,7 +890,7 @@ worker_results (struct loop_handler *h, uint32_t events)
         {
           dep->pulling = false;
           if (dep->waiter)
-            dep->waiter->pull_us = (uint64_t) ((mono_now () - j->t0) * 1e6);
+            dep->waiter->pull_us = (uint64_t) ((monotonic_seconds () - j->t0) * 1e6);
           struct error err = { 0 };
           if (j->ret < 0)
             {
@@ -939,7 +938,7 @@ pull_start (struct daemon *d, struct deployment *dep, struct error *err)
   j->image = strdup (dep->next_spec.image);
   j->insecure = dep->next_spec.insecure_registry;
   j->fd = d->worker_fd[1];
-  j->t0 = mono_now ();
+  j->t0 = monotonic_seconds ();
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init (&attr);
@@ -1171,7 +1170,7 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
   dep->waiter = calloc (1, sizeof *dep->waiter);
   if (dep->waiter == NULL)
     return error_set (err, ENOMEM, "deploy request");
-  *dep->waiter = (struct pending){ .client = cl, .request_id = reqid, .t_request = mono_now () };
+  *dep->waiter = (struct pending){ .client = cl, .request_id = reqid, .t_request = monotonic_seconds () };
   d->dirty = true;
 
   if (deployment_listen (d, dep, sp->port, err) < 0)
@@ -1366,7 +1365,7 @@ instance_adopt (struct daemon *d, struct deployment *dep, const char *id, const 
       return -1;
     }
   in->state = INST_RUNNING;
-  in->started_mono = mono_now ();
+  in->started_mono = monotonic_seconds ();
   dep->current = in;
   return 0;
 }

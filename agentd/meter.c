@@ -67,9 +67,7 @@ meter_sample (struct daemon *d, double now)
                                       u.memory_peak, u.io_read_bytes, u.io_write_bytes,
                                       u.pids_current, net_counter (in, 0), net_counter (in, 1) };
     }
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  uint64_t ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+  uint64_t ms = log_now_us () / 1000;
   struct error err = { 0 };
   if (n > 0
       && (journal_append (d->journal, ms, s, n, &err) < 0 || journal_sync (d->journal, &err) < 0))

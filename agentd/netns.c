@@ -416,10 +416,8 @@ net_slot_release (struct net_slot *s)
 }
 
 int
-net_reconcile (const struct net_config *c, int (*keep) (void *ctx, uint32_t addr), void *ctx,
-               struct error *err)
+net_reconcile (int (*keep) (void *ctx, uint32_t addr), void *ctx, struct error *err)
 {
-  (void) c;
   cleanup_closedir DIR *d = opendir ("/sys/class/net");
   if (d == NULL)
     return error_set (err, errno, "list network interfaces");

@@ -43,7 +43,6 @@ void net_slot_release (struct net_slot *s);
 void net_veth_name (uint32_t addr, char out[16]);
 /* Delete every veth of ours on the bridge whose address keep() rejects:
  * what a crash left behind. */
-int net_reconcile (const struct net_config *c, int (*keep) (void *ctx, uint32_t addr), void *ctx,
-                   struct error *err);
+int net_reconcile (int (*keep) (void *ctx, uint32_t addr), void *ctx, struct error *err);
 
 #endif

@@ -76,7 +76,7 @@ on_prepared (struct loop_handler *h, uint32_t events)
         {
           fprintf (stderr, "agentd: %s (retrying in 5 s)\n", r.msg);
           net_addr_release (d, r.slot.addr);
-          d->pool_retry_at = mono_now () + 5;
+          d->pool_retry_at = monotonic_seconds () + 5;
           continue;
         }
       if (d->pool_n < NET_POOL_SIZE)

@@ -168,7 +168,7 @@ on_timer (struct loop_handler *h, uint32_t events)
   uint64_t n;
   if (read (d->timer_fd, &n, sizeof n) < 0)
     return;
-  double now = mono_now ();
+  double now = monotonic_seconds ();
   deployments_tick (d, now);
   if (now >= d->next_sample)
     {
@@ -214,15 +214,6 @@ keep_cgroup (void *ctx, const char *name)
         if (dep->draining[i] && strcmp (dep->draining[i]->rt_name, name) == 0)
           return true;
     }
-  return false;
-}
-
-static bool
-probes_pending (struct daemon *d)
-{
-  for (struct deployment *dep = d->deployments; dep; dep = dep->link)
-    if (dep->next && dep->next->state == INST_STARTING)
-      return true;
   return false;
 }
 
@@ -287,11 +278,11 @@ daemon_start (struct daemon *d, struct error *err)
   snprintf (jdir, sizeof jdir, "%s/journal", d->root);
   if (journal_open (jdir, d->journal_max, &d->journal, err) < 0)
     return -1;
-  d->started_mono = mono_now ();
+  d->started_mono = monotonic_seconds ();
   d->next_sample = d->started_mono + 1;
   if (state_load (d, err) < 0)
     fprintf (stderr, "agentd: %s\n", err->msg); /* what loaded keeps running */
-  if (d->net_enabled && net_reconcile (&d->net, keep_addr, d, err) < 0)
+  if (d->net_enabled && net_reconcile (keep_addr, d, err) < 0)
     fprintf (stderr, "agentd: %s\n", err->msg);
   struct rt_reconcile_stats rs;
   if (rt_reconcile (d->rt, keep_cgroup, d, &rs, err) < 0)
@@ -543,14 +534,14 @@ cmd_serve (int argc, char **argv)
            d.net_enabled ? subnet : "off");
   while (!d.loop.stop)
     {
-      bool fast = probes_pending (&d);
+      bool fast = d.probing > 0;
       if (loop_run_once (&d.loop, fast ? 1 : -1, &err) < 0)
         {
           fprintf (stderr, "agentd: %s\n", err.msg);
           break;
         }
       if (fast)
-        deployments_tick (&d, mono_now ());
+        deployments_tick (&d, monotonic_seconds ());
       daemon_run_deferred (&d);
       if (d.dirty && state_save_async (&d, &err) < 0)
         fprintf (stderr, "agentd: save state: %s\n", err.msg);

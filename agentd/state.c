@@ -207,7 +207,7 @@ adopt_draining (struct daemon *d, struct deployment *dep, json_t *list)
         struct instance *old = dep->current;
         dep->current = keep;
         old->state = INST_DRAINING;
-        old->drain_deadline = mono_now ();
+        old->drain_deadline = monotonic_seconds ();
         for (size_t k = 0; k < sizeof dep->draining / sizeof dep->draining[0]; k++)
           if (dep->draining[k] == NULL)
             {
@@ -284,12 +284,12 @@ load_deployment (struct daemon *d, json_t *o, struct error *err)
                           (unsigned long long) version, aerr.msg);
           snprintf (dep->last_exit, sizeof dep->last_exit, "exited while agentd was away");
           if (dep->spec.restart != RESTART_NEVER)
-            dep->restart_at = mono_now ();
+            dep->restart_at = monotonic_seconds ();
         }
     }
   adopt_draining (d, dep, json_object_get (o, "draining"));
   if (json_is_true (json_object_get (o, "restart_pending")) && dep->current == NULL)
-    dep->restart_at = mono_now ();
+    dep->restart_at = monotonic_seconds ();
   return 0;
 }
 

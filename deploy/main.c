@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../common/parse.h"
 #include "client.h"
 #include "config.h"
@@ -40,14 +41,6 @@ static int
 fail (const char *cmd, const struct error *err)
 {
   return failf (cmd, "%s", err->msg);
-}
-
-static double
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 struct scope
@@ -96,7 +89,7 @@ static int
 print_deploy_result (const struct globals *g, const struct scope *s, const char *service,
                      const struct msg_deploy_result *r, double t_sent)
 {
-  double secs = now_s () - t_sent;
+  double secs = monotonic_seconds () - t_sent;
   if (g->json)
     {
       json_t *o = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I}",
@@ -218,7 +211,7 @@ cmd_up (const struct globals *g, int argc, char **argv)
 
   struct client c;
   uint32_t id;
-  double t0 = now_s ();
+  double t0 = monotonic_seconds ();
   if (client_connect (&c, client_socket_path (gl.socket), &err) < 0
       || client_send (&c, MSG_DEPLOY, &m, &id, &err) < 0)
     {
@@ -294,43 +287,55 @@ want_help (int argc, char **argv, const char *text)
   return false;
 }
 
-/* --project/--env/--json and up to one positional, shared by the small commands. */
+/* --project/--env/--json and up to one positional, shared by the small
+ * commands; each allows its own few more (letters in `extra`: f n t for
+ * logs, s for usage). */
 struct common_args
 {
   const char *project, *env, *positional;
-  bool json, all;
-  uint64_t tail;
+  bool json;
+  uint64_t tail, since;
   bool follow, timestamps;
 };
 
 static int
-parse_common (const char *cmd, int argc, char **argv, struct common_args *a, bool logs)
+parse_common (const char *cmd, int argc, char **argv, struct common_args *a, const char *extra)
 {
   static const struct option opts[] = {
     { "project", required_argument, NULL, 'P' }, { "env", required_argument, NULL, 'E' },
-    { "json", no_argument, NULL, 'j' },          { "all", no_argument, NULL, 'a' },
-    { "follow", no_argument, NULL, 'f' },        { "tail", required_argument, NULL, 'n' },
-    { "timestamps", no_argument, NULL, 't' },    { 0 },
+    { "json", no_argument, NULL, 'j' },          { "follow", no_argument, NULL, 'f' },
+    { "tail", required_argument, NULL, 'n' },    { "timestamps", no_argument, NULL, 't' },
+    { "since", required_argument, NULL, 's' },   { 0 },
   };
   int opt;
   optind = 1;
   opterr = 0;
-  while ((opt = getopt_long (argc, argv, logs ? "fn:t" : "", opts, NULL)) != -1)
+  while ((opt = getopt_long (argc, argv, strchr (extra, 'f') ? "fn:t" : "", opts, NULL)) != -1)
     {
       struct error err = { 0 };
       int64_t v;
+      if (strchr ("fnts", opt) && !strchr (extra, opt))
+        {
+          const struct option *o = opts;
+          while (o->val != opt)
+            o++;
+          return failf (cmd, "--%s is not an option of this command (see `deploy %s --help`)", o->name, cmd);
+        }
       switch (opt)
         {
         case 'P': a->project = optarg; break;
         case 'E': a->env = optarg; break;
         case 'j': a->json = true; break;
-        case 'a': a->all = true; break;
         case 'f': a->follow = true; break;
         case 't': a->timestamps = true; break;
         case 'n':
           if (parse_count (optarg, 1000000, &v, &err) < 0)
             return fail (cmd, &err);
           a->tail = (uint64_t) v;
+          break;
+        case 's':
+          if (parse_duration (optarg, &a->since, &err) < 0)
+            return fail (cmd, &err);
           break;
         default:
           fprintf (stderr, "deploy %s: unknown or incomplete option `%s` (see `deploy %s --help`)\n",
@@ -354,7 +359,7 @@ cmd_ps (const struct globals *g, int argc, char **argv)
                  "restarts and where to reach each.\n"))
     return 0;
   struct common_args a = { .json = g->json };
-  if (parse_common ("ps", argc, argv, &a, false) != 0)
+  if (parse_common ("ps", argc, argv, &a, "") != 0)
     return 1;
   struct msg_list req = { (char *) a.project, (char *) a.env, NULL };
   union client_reply r;
@@ -417,7 +422,7 @@ cmd_logs (const struct globals *g, int argc, char **argv)
                  "  -t, --timestamps   prefix each line with its UTC time and stream\n"))
     return 0;
   struct common_args a = { .json = g->json };
-  if (parse_common ("logs", argc, argv, &a, true) != 0)
+  if (parse_common ("logs", argc, argv, &a, "fnt") != 0)
     return 1;
   struct scope s;
   if (scope_resolve (&s, a.project, a.env, "logs") != 0)
@@ -472,7 +477,7 @@ cmd_down (const struct globals *g, int argc, char **argv)
                  "and no SERVICE every service of that environment.\n"))
     return 0;
   struct common_args a = { .json = g->json };
-  if (parse_common ("down", argc, argv, &a, false) != 0)
+  if (parse_common ("down", argc, argv, &a, "") != 0)
     return 1;
   if (a.positional == NULL && a.env == NULL)
     return failf ("down", "%s", "give a SERVICE, or --env E to remove a whole environment");
@@ -524,7 +529,7 @@ cmd_env (const struct globals *g, int argc, char **argv)
   if (want_help (argc - 1, argv + 1, help))
     return 0;
   struct common_args a = { .json = g->json };
-  if (parse_common ("env ls", argc - 1, argv + 1, &a, false) != 0)
+  if (parse_common ("env ls", argc - 1, argv + 1, &a, "") != 0)
     return 1;
   struct msg_env_list req = { (char *) a.project };
   union client_reply r;
@@ -575,7 +580,7 @@ cmd_status (const struct globals *g, int argc, char **argv)
                  "version, network, uptime and how many deployments run.\n"))
     return 0;
   struct common_args a = { .json = g->json };
-  if (parse_common ("status", argc, argv, &a, false) != 0)
+  if (parse_common ("status", argc, argv, &a, "") != 0)
     return 1;
   struct msg_status req = { 0 };
   union client_reply r;
@@ -614,21 +619,10 @@ cmd_usage (const struct globals *g, int argc, char **argv)
                  "the cost at the default rates ($0.00000772 per vCPU-second, $0.00000386 per\n"
                  "GB-second). Filters default to all projects and environments.\n"))
     return 0;
-  uint64_t since = 0;
-  for (int i = 1; i + 1 < argc; i++)
-    if (strcmp (argv[i], "--since") == 0)
-      {
-        struct error err = { 0 };
-        if (parse_duration (argv[i + 1], &since, &err) < 0)
-          return fail ("usage", &err);
-        memmove (argv + i, argv + i + 2, (size_t) (argc - i - 2) * sizeof *argv);
-        argc -= 2;
-        break;
-      }
   struct common_args a = { .json = g->json };
-  if (parse_common ("usage", argc, argv, &a, false) != 0)
+  if (parse_common ("usage", argc, argv, &a, "s") != 0)
     return 1;
-  struct msg_usage req = { (char *) a.project, (char *) a.env, (char *) a.positional, since };
+  struct msg_usage req = { (char *) a.project, (char *) a.env, (char *) a.positional, a.since };
   union client_reply r;
   if (call (g, "usage", MSG_USAGE, &req, &r) != 0)
     return 1;

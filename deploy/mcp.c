@@ -460,23 +460,30 @@ stream_name (uint64_t s)
   return s == 1 ? "stdout" : s == 2 ? "stderr" : "agentd";
 }
 
+/* `since` as seconds ago: a number, or an ISO 8601 UTC time. -1: bad. */
+static int64_t
+since_seconds (json_t *since)
+{
+  if (since == NULL)
+    return 0;
+  if (json_is_number (since))
+    return (int64_t) json_number_value (since);
+  struct tm tm = { 0 };
+  if (!json_is_string (since) || strptime (json_string_value (since), "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+    return -1;
+  int64_t ago = (int64_t) time (NULL) - (int64_t) timegm (&tm);
+  return ago > 0 ? ago : 1;
+}
+
 static void
 tool_logs (struct mcp *m, json_t *id, json_t *args)
 {
   struct error err = { 0 };
   json_t *lines = json_object_get (args, "lines"), *since = json_object_get (args, "since");
-  uint64_t since_us = 0;
-  if (json_is_number (since))
-    since_us = (uint64_t) ((double) time (NULL) - json_number_value (since)) * 1000000;
-  else if (json_is_string (since))
-    {
-      struct tm tm = { 0 };
-      const char *end = strptime (json_string_value (since), "%Y-%m-%dT%H:%M:%S", &tm);
-      if (end == NULL)
-        return send_tool_error (m, id, "since `%s`: give an ISO 8601 UTC time such as 2026-11-24T10:00:00Z, or seconds ago",
-                                json_string_value (since));
-      since_us = (uint64_t) timegm (&tm) * 1000000;
-    }
+  int64_t ago = since_seconds (since);
+  if (ago < 0)
+    return send_tool_error (m, id, "since: give an ISO 8601 UTC time such as 2026-11-24T10:00:00Z, or seconds ago");
+  uint64_t since_us = ago ? ((uint64_t) time (NULL) - (uint64_t) ago) * 1000000 : 0;
   struct msg_logs req = { (char *) str_arg (args, "project"), (char *) str_arg (args, "environment"),
                           (char *) str_arg (args, "service"),
                           since_us ? 0 : (uint64_t) (lines ? json_integer_value (lines) : 100), 0 };
@@ -513,21 +520,6 @@ tool_logs (struct mcp *m, json_t *id, json_t *args)
   send_tool_result (m, id, json_pack ("{s:o}", "lines", arr), text, false);
   free (text);
   proto_msg_clear (MSG_LOG_LINES, &r);
-}
-
-/* `since` as seconds ago: a number, or an ISO 8601 UTC time. -1: bad. */
-static int64_t
-since_seconds (json_t *since)
-{
-  if (since == NULL)
-    return 0;
-  if (json_is_number (since))
-    return (int64_t) json_number_value (since);
-  struct tm tm = { 0 };
-  if (!json_is_string (since) || strptime (json_string_value (since), "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-    return -1;
-  int64_t ago = (int64_t) time (NULL) - (int64_t) timegm (&tm);
-  return ago > 0 ? ago : 1;
 }
 
 static void

@@ -355,8 +355,14 @@ do_usage (struct client *cl, uint32_t reqid, const struct msg_usage *m)
       sscanf (t[i].id, "%31[^.].%31[^.].%31s", project, env, service);
       if (!matches (m->project, project) || !matches (m->env, env) || !matches (m->service, service))
         continue;
-      rows[k++] = (struct msg_usage_row){ t[i].id, t[i].seconds, (uint64_t) (t[i].cpu_s * 1e6),
-                                          (uint64_t) (t[i].gb_s * 1e9), t[i].rx, t[i].tx };
+      rows[k++] = (struct msg_usage_row){ t[i].id,
+                                          t[i].seconds,
+                                          (uint64_t) (t[i].cpu_s * 1e6),
+                                          (uint64_t) (t[i].gb_s * 1e9),
+                                          t[i].rx,
+                                          t[i].tx,
+                                          (uint64_t) (usage_cost (&t[i]) * 1e9 + 0.5),
+                                          (uint64_t) (t[i].disk_gb_s * 1e9) };
     }
   struct msg_usage_result r = { rows, k, "journal" };
   client_reply (cl, MSG_USAGE_RESULT, PROTO_F_REPLY, reqid, &r);

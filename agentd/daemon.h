@@ -71,6 +71,8 @@ struct instance
   double health_deadline, next_probe;
   int probe_fd; /* a connect in flight, or -1 */
   int net_fd[2]; /* the host veth's tx_bytes (= its rx) and rx_bytes, kept open */
+  uint64_t disk_bytes; /* its writable layer, measured every DISK_SAMPLE_S */
+  double disk_at;
   struct loop_handler probe_h;
   bool probing; /* counted in daemon.probing */
   double drain_deadline;

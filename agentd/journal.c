@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 /* A record: u32 payload length, u32 CRC-32C of the payload (both little
  * endian), then the payload: varint seq, varint ts_ms, varint length +
  * boot id, varint n, and n samples (varint length + id, then the version
- * and the eight counters as varints). */
+ * and the nine counters as varints). */
 #define RECORD_HEADER 8
 #define RECORD_MAX (16u << 20)
 
@@ -28,7 +29,9 @@ struct journal
   int fd; /* the current segment, appended to */
   uint64_t seg_first, seg_bytes;
   uint64_t next_seq, total_bytes, max_bytes;
+  uint64_t warned_at; /* the seq of the last "filling" warning */
   char boot_id[40];
+  pthread_mutex_t lock; /* total_bytes and segment removal: the uplink releases */
 };
 
 static uint32_t
@@ -107,18 +110,19 @@ get_string (struct cursor *c, size_t *len)
   return s;
 }
 
+
 static void
-record_clear (struct journal_record *r)
+record_clear (struct msg_usage_record *r)
 {
-  for (size_t i = 0; i < r->n; i++)
-    free ((char *) r->samples[i].id);
+  for (size_t i = 0; i < r->n_samples; i++)
+    free (r->samples[i].id);
   free (r->samples);
-  r->samples = NULL;
-  r->n = 0;
+  free (r->boot_id);
+  memset (r, 0, sizeof *r);
 }
 
 static int
-decode_payload (const uint8_t *p, size_t n, struct journal_record *r)
+decode_payload (const uint8_t *p, size_t n, struct msg_usage_record *r)
 {
   struct cursor c = { p, n, 0, false };
   memset (r, 0, sizeof *r);
@@ -127,23 +131,27 @@ decode_payload (const uint8_t *p, size_t n, struct journal_record *r)
   size_t len = 0;
   const char *boot = get_string (&c, &len);
   if (boot)
-    snprintf (r->boot_id, sizeof r->boot_id, "%.*s", (int) len, boot);
+    r->boot_id = strndup (boot, len);
   uint64_t count = get_varint (&c);
   if (c.bad || count > n)
-    return -1;
+    {
+      record_clear (r);
+      return -1;
+    }
   r->samples = calloc (count + 1, sizeof *r->samples);
   if (r->samples == NULL)
     return -1;
   for (uint64_t i = 0; i < count && !c.bad; i++)
     {
-      struct usage_sample *s = &r->samples[r->n];
+      struct msg_usage_sample *s = &r->samples[r->n_samples];
       const char *id = get_string (&c, &len);
       if (id == NULL)
         break;
       s->id = strndup (id, len);
-      r->n++;
+      r->n_samples++;
       uint64_t *f[] = { &s->version, &s->cpu_usec, &s->memory_current, &s->memory_peak,
-                        &s->io_read, &s->io_write, &s->pids, &s->net_rx, &s->net_tx };
+                        &s->io_read, &s->io_write, &s->pids, &s->net_rx, &s->net_tx,
+                        &s->disk_bytes };
       for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
         *f[k] = get_varint (&c);
     }
@@ -159,7 +167,7 @@ decode_payload (const uint8_t *p, size_t n, struct journal_record *r)
  * end. fn (may be NULL) sees each; a non-zero return from it stops. */
 static size_t
 walk (const uint8_t *buf, size_t len, uint64_t *last_seq,
-      int (*fn) (void *ctx, const struct journal_record *r), void *ctx, int *stop)
+      int (*fn) (void *ctx, const struct msg_usage_record *r), void *ctx, int *stop)
 {
   size_t at = 0;
   while (len - at >= RECORD_HEADER)
@@ -168,7 +176,7 @@ walk (const uint8_t *buf, size_t len, uint64_t *last_seq,
       if (n == 0 || n > RECORD_MAX || n > len - at - RECORD_HEADER
           || crc32c (buf + at + RECORD_HEADER, n) != crc)
         break;
-      struct journal_record r;
+      struct msg_usage_record r;
       if (decode_payload (buf + at + RECORD_HEADER, n, &r) < 0)
         break;
       *last_seq = r.seq;
@@ -194,7 +202,7 @@ cmp_u64 (const void *a, const void *b)
 static int
 list_segments (int dirfd, uint64_t **out, size_t *n, struct error *err)
 {
-  int fd = dup (dirfd);
+  int fd = openat (dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* not dup: that shares the read position */
   DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   if (d == NULL)
     {
@@ -228,19 +236,40 @@ list_segments (int dirfd, uint64_t **out, size_t *n, struct error *err)
   return 0;
 }
 
+/* A segment's bytes from offset on. */
 static char *
-read_segment (int dirfd, uint64_t first, size_t *len)
+read_segment (int dirfd, uint64_t first, uint64_t offset, size_t *len)
 {
   char name[40];
   snprintf (name, sizeof name, "seg-%016" PRIx64 ".log", first);
   cleanup_close int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (fd < 0 || fstat (fd, &st) < 0)
+  *len = 0;
+  if (fd < 0 || fstat (fd, &st) < 0 || (uint64_t) st.st_size < offset)
     return NULL;
-  char *buf = malloc ((size_t) st.st_size + 1);
-  ssize_t r = buf ? read (fd, buf, (size_t) st.st_size) : -1;
+  size_t want = (size_t) ((uint64_t) st.st_size - offset);
+  char *buf = malloc (want + 1);
+  ssize_t r = buf ? pread (fd, buf, want, (off_t) offset) : -1;
   *len = r > 0 ? (size_t) r : 0;
   return buf;
+}
+
+/* journal_scan: records below next_seq are passed over. */
+struct skip_ctx
+{
+  uint64_t next_seq;
+  int (*fn) (void *ctx, const struct msg_usage_record *r);
+  void *ctx;
+};
+
+static int
+skip_old (void *ctx, const struct msg_usage_record *r)
+{
+  struct skip_ctx *sc = ctx;
+  if (r->seq < sc->next_seq)
+    return 0;
+  sc->next_seq = r->seq + 1;
+  return sc->fn (sc->ctx, r);
 }
 
 static int
@@ -271,6 +300,7 @@ journal_open (const char *dir, uint64_t max_bytes, struct journal **out, struct 
   snprintf (j->dir, sizeof j->dir, "%s", dir);
   j->fd = -1;
   j->max_bytes = max_bytes;
+  pthread_mutex_init (&j->lock, NULL);
   j->dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   struct error ignored;
   if (read_file_at (AT_FDCWD, "/proc/sys/kernel/random/boot_id", j->boot_id, sizeof j->boot_id,
@@ -290,7 +320,7 @@ journal_open (const char *dir, uint64_t max_bytes, struct journal **out, struct 
   for (size_t i = 0; i < n; i++)
     {
       size_t len = 0;
-      cleanup_free char *buf = read_segment (j->dirfd, segs[i], &len);
+      cleanup_free char *buf = read_segment (j->dirfd, segs[i], 0, &len);
       int stop = 0;
       uint64_t seq = last_seq;
       size_t good = buf ? walk ((const uint8_t *) buf, len, &seq, NULL, NULL, &stop) : 0;
@@ -334,6 +364,7 @@ journal_close (struct journal *j)
     close (j->fd);
   if (j->dirfd >= 0)
     close (j->dirfd);
+  pthread_mutex_destroy (&j->lock);
   free (j);
 }
 
@@ -343,36 +374,70 @@ journal_next_seq (const struct journal *j)
   return j->next_seq;
 }
 
-/* Keep the journal under its bound: the oldest segments go, loudly (with
- * a control plane they would have been acknowledged and deleted). */
+/* Remove the oldest segments: quietly those whose every record is at or
+ * below acked (the control plane holds them), loudly those the bound pushes
+ * out (their usage is lost). The current segment stays. */
 static void
-enforce_bound (struct journal *j, uint64_t incoming)
+drop_segments (struct journal *j, uint64_t incoming, uint64_t acked)
 {
-  if (j->max_bytes == 0 || j->total_bytes + incoming <= j->max_bytes)
-    return;
+  pthread_mutex_lock (&j->lock);
   uint64_t *segs = NULL;
   size_t n = 0;
   struct error err = { 0 };
   if (list_segments (j->dirfd, &segs, &n, &err) < 0)
-    return;
-  for (size_t i = 0; i + 1 < n && j->total_bytes + incoming > j->max_bytes; i++)
     {
+      pthread_mutex_unlock (&j->lock);
+      return;
+    }
+  for (size_t i = 0; i + 1 < n; i++)
+    {
+      bool acknowledged = segs[i + 1] <= acked + 1;
+      bool over = j->max_bytes && j->total_bytes + incoming > j->max_bytes;
+      if (!acknowledged && !over)
+        break;
       char name[40];
       struct stat st;
       snprintf (name, sizeof name, "seg-%016" PRIx64 ".log", segs[i]);
-      if (fstatat (j->dirfd, name, &st, 0) == 0 && unlinkat (j->dirfd, name, 0) == 0)
-        {
-          j->total_bytes -= (uint64_t) st.st_size < j->total_bytes ? (uint64_t) st.st_size : j->total_bytes;
-          fprintf (stderr, "agentd: journal FULL (bound %" PRIu64 " bytes): dropped %s, usage "
-                           "not acknowledged by a control plane is lost\n",
-                   j->max_bytes, name);
-        }
+      if (fstatat (j->dirfd, name, &st, 0) < 0 || unlinkat (j->dirfd, name, 0) < 0)
+        continue;
+      j->total_bytes -= (uint64_t) st.st_size < j->total_bytes ? (uint64_t) st.st_size : j->total_bytes;
+      if (!acknowledged)
+        fprintf (stderr, "agentd: journal FULL (bound %" PRIu64 " bytes): dropped %s, usage "
+                         "not acknowledged by a control plane is lost\n",
+                 j->max_bytes, name);
     }
   free (segs);
+  pthread_mutex_unlock (&j->lock);
+}
+
+/* Keep the journal under its bound, and say so while it fills (above 80%,
+ * at most once a minute). */
+static void
+enforce_bound (struct journal *j, uint64_t incoming)
+{
+  if (j->max_bytes == 0)
+    return;
+  pthread_mutex_lock (&j->lock);
+  uint64_t total = j->total_bytes;
+  pthread_mutex_unlock (&j->lock);
+  if (total + incoming > j->max_bytes / 5 * 4 && j->next_seq >= j->warned_at + 60)
+    {
+      j->warned_at = j->next_seq;
+      fprintf (stderr, "agentd: journal filling: %" PRIu64 " of %" PRIu64 " bytes hold usage no "
+                       "control plane has acknowledged\n", total, j->max_bytes);
+    }
+  if (total + incoming > j->max_bytes)
+    drop_segments (j, incoming, 0);
+}
+
+void
+journal_release (struct journal *j, uint64_t acked)
+{
+  drop_segments (j, 0, acked);
 }
 
 int
-journal_append (struct journal *j, uint64_t ts_ms, const struct usage_sample *s, size_t n,
+journal_append (struct journal *j, uint64_t ts_ms, const struct msg_usage_sample *s, size_t n,
                 struct error *err)
 {
   struct proto_buf b = { 0 };
@@ -385,9 +450,9 @@ journal_append (struct journal *j, uint64_t ts_ms, const struct usage_sample *s,
   for (size_t i = 0; i < n; i++)
     {
       put_string (&b, s[i].id);
-      const uint64_t v[] = { s[i].version,  s[i].cpu_usec, s[i].memory_current,
-                             s[i].memory_peak, s[i].io_read, s[i].io_write,
-                             s[i].pids,     s[i].net_rx,   s[i].net_tx };
+      const uint64_t v[] = { s[i].version, s[i].cpu_usec, s[i].memory_current, s[i].memory_peak,
+                             s[i].io_read, s[i].io_write, s[i].pids,           s[i].net_rx,
+                             s[i].net_tx,  s[i].disk_bytes };
       for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
         put_varint (&b, v[k]);
     }
@@ -415,7 +480,9 @@ journal_append (struct journal *j, uint64_t ts_ms, const struct usage_sample *s,
       return error_set (err, e, "journal: append record %" PRIu64, j->next_seq);
     }
   j->seg_bytes += b.len;
+  pthread_mutex_lock (&j->lock);
   j->total_bytes += b.len;
+  pthread_mutex_unlock (&j->lock);
   j->next_seq++;
   proto_buf_free (&b);
   return 0;
@@ -430,7 +497,7 @@ journal_sync (struct journal *j, struct error *err)
 }
 
 int
-journal_read (const char *dir, int (*fn) (void *ctx, const struct journal_record *r), void *ctx,
+journal_read (const char *dir, int (*fn) (void *ctx, const struct msg_usage_record *r), void *ctx,
               struct error *err)
 {
   cleanup_close int dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -445,9 +512,56 @@ journal_read (const char *dir, int (*fn) (void *ctx, const struct journal_record
   for (size_t i = 0; i < n && !stop; i++)
     {
       size_t len = 0;
-      cleanup_free char *buf = read_segment (dirfd, segs[i], &len);
+      cleanup_free char *buf = read_segment (dirfd, segs[i], 0, &len);
       if (buf)
         walk ((const uint8_t *) buf, len, &seq, fn, ctx, &stop);
+    }
+  free (segs);
+  return 0;
+}
+
+int
+journal_scan (struct journal *j, struct journal_cursor *c,
+              int (*fn) (void *ctx, const struct msg_usage_record *r), void *ctx, struct error *err)
+{
+  uint64_t *segs = NULL;
+  size_t n = 0;
+  if (list_segments (j->dirfd, &segs, &n, err) < 0)
+    return -1;
+  /* Resume where the cursor stands, or find the segment holding next_seq
+   * (the oldest one when the journal no longer has it). */
+  size_t k = 0;
+  bool resume = false;
+  for (size_t i = 0; i < n; i++)
+    if (segs[i] == c->seg_first && c->offset > 0)
+      {
+        k = i;
+        resume = true;
+      }
+  if (!resume)
+    {
+      for (size_t i = 0; i < n; i++)
+        if (segs[i] <= c->next_seq)
+          k = i;
+      c->offset = 0;
+    }
+  int stop = 0;
+  for (; k < n && !stop; k++)
+    {
+      size_t len = 0;
+      if (c->seg_first != segs[k])
+        c->offset = 0;
+      c->seg_first = segs[k];
+      cleanup_free char *buf = read_segment (j->dirfd, segs[k], c->offset, &len);
+      if (buf == NULL)
+        break;
+      struct skip_ctx sc = { c->next_seq, fn, ctx };
+      uint64_t seq = 0;
+      size_t at = walk ((const uint8_t *) buf, len, &seq, skip_old, &sc, &stop);
+      c->offset += at;
+      c->next_seq = sc.next_seq;
+      if (k + 1 < n && at < len && !stop)
+        break; /* a bad record mid-journal: stop here, do not skip it */
     }
   free (segs);
   return 0;

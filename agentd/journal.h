@@ -10,23 +10,9 @@
 #include <stdint.h>
 
 #include "../common/error.h"
+#include "../proto/messages.h"
 
 #define JOURNAL_SEGMENT_BYTES (8u << 20)
-
-struct usage_sample
-{
-  const char *id; /* deployment id */
-  uint64_t version;
-  uint64_t cpu_usec, memory_current, memory_peak, io_read, io_write, pids, net_rx, net_tx;
-};
-
-struct journal_record
-{
-  uint64_t seq, ts_ms;
-  char boot_id[40];
-  struct usage_sample *samples;
-  size_t n;
-};
 
 struct journal;
 
@@ -36,11 +22,31 @@ int journal_open (const char *dir, uint64_t max_bytes, struct journal **out, str
 void journal_close (struct journal *j);
 uint64_t journal_next_seq (const struct journal *j);
 /* One record, one write. */
-int journal_append (struct journal *j, uint64_t ts_ms, const struct usage_sample *s, size_t n,
+int journal_append (struct journal *j, uint64_t ts_ms, const struct msg_usage_sample *s, size_t n,
                     struct error *err);
 int journal_sync (struct journal *j, struct error *err);
+/* Delete the segments whose records are all at or below acked (the
+ * control plane has them); safe from another thread than the appender. */
+void journal_release (struct journal *j, uint64_t acked);
+
+/* Where a reader (the uplink) stands: the next record it wants, and the
+ * byte in its segment where it stopped, so a scan reads only new bytes. */
+struct journal_cursor
+{
+  uint64_t next_seq;
+  uint64_t seg_first, offset;
+};
+
+/* The records from c->next_seq on, in order, through fn, until fn returns
+ * non-zero (after taking that record) or the journal ends; the cursor
+ * advances past what fn took. The first record fn sees may be above
+ * next_seq when older ones were dropped. */
+int journal_scan (struct journal *j, struct journal_cursor *c,
+                  int (*fn) (void *ctx, const struct msg_usage_record *r), void *ctx,
+                  struct error *err);
+
 /* Every valid record in order (stops at the first invalid one). */
-int journal_read (const char *dir, int (*fn) (void *ctx, const struct journal_record *r),
+int journal_read (const char *dir, int (*fn) (void *ctx, const struct msg_usage_record *r),
                   void *ctx, struct error *err);
 
 #endif

@@ -10,6 +10,9 @@
 #include "../common/fsutil.h"
 #include "daemon.h"
 
+/* A writable layer's size takes a directory walk: done this seldom. */
+#define DISK_SAMPLE_S 30.0
+
 /* The host end of the workload's veth sees the reverse direction: what it
  * transmits, the workload received. */
 static uint64_t
@@ -43,16 +46,26 @@ meter_forget (struct instance *in)
       }
 }
 
+static uint64_t
+disk_bytes (struct instance *in, double now)
+{
+  if (in->disk_at == 0 || now - in->disk_at >= DISK_SAMPLE_S)
+    {
+      in->disk_bytes = rt_writable_bytes (in->c);
+      in->disk_at = now;
+    }
+  return in->disk_bytes;
+}
+
 void
 meter_sample (struct daemon *d, double now)
 {
-  (void) now;
   if (d->journal == NULL)
     return;
   size_t n = 0, cap = 0;
   for (struct deployment *dep = d->deployments; dep; dep = dep->link)
     cap++;
-  struct usage_sample *s = calloc (cap + 1, sizeof *s);
+  struct msg_usage_sample *s = calloc (cap + 1, sizeof *s);
   if (s == NULL)
     return;
   for (struct deployment *dep = d->deployments; dep; dep = dep->link)
@@ -63,9 +76,17 @@ meter_sample (struct daemon *d, double now)
       if (in == NULL || in->state != INST_RUNNING || in->c == NULL
           || rt_usage (in->c, &u, &ignored) < 0)
         continue; /* stopped or scaled to zero: nothing to bill but storage */
-      s[n++] = (struct usage_sample){ dep->id, in->version, u.cpu_usec, u.memory_current,
-                                      u.memory_peak, u.io_read_bytes, u.io_write_bytes,
-                                      u.pids_current, net_counter (in, 0), net_counter (in, 1) };
+      s[n++] = (struct msg_usage_sample){ dep->id,
+                                          in->version,
+                                          u.cpu_usec,
+                                          u.memory_current,
+                                          u.memory_peak,
+                                          u.io_read_bytes,
+                                          u.io_write_bytes,
+                                          u.pids_current,
+                                          net_counter (in, 0),
+                                          net_counter (in, 1),
+                                          disk_bytes (in, now) };
     }
   uint64_t ms = log_now_us () / 1000;
   struct error err = { 0 };

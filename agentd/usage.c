@@ -14,7 +14,7 @@ struct run
   uint64_t version;
   char boot[40];
   uint64_t first[3], last[3]; /* cpu_usec, net_rx, net_tx */
-  double gb_seconds;
+  double gb_seconds, disk_gb_seconds;
   uint64_t samples;
 };
 
@@ -26,7 +26,7 @@ struct totals
 };
 
 static struct run *
-run_for (struct totals *t, const struct usage_sample *s, const char *boot, const uint64_t now[3])
+run_for (struct totals *t, const struct msg_usage_sample *s, const char *boot, const uint64_t now[3])
 {
   for (size_t i = t->n; i-- > 0;)
     {
@@ -59,20 +59,21 @@ run_for (struct totals *t, const struct usage_sample *s, const char *boot, const
 }
 
 static int
-add_record (void *ctx, const struct journal_record *rec)
+add_record (void *ctx, const struct msg_usage_record *rec)
 {
   struct totals *t = ctx;
   if (rec->ts_ms < t->since_ms)
     return 0;
-  for (size_t i = 0; i < rec->n; i++)
+  for (size_t i = 0; i < rec->n_samples; i++)
     {
-      const struct usage_sample *s = &rec->samples[i];
+      const struct msg_usage_sample *s = &rec->samples[i];
       const uint64_t now[3] = { s->cpu_usec, s->net_rx, s->net_tx };
       struct run *r = run_for (t, s, rec->boot_id, now);
       if (r == NULL)
         return -1;
       memcpy (r->last, now, sizeof r->last);
       r->gb_seconds += s->memory_current / 1e9; /* one record a second */
+      r->disk_gb_seconds += s->disk_bytes / 1e9;
       r->samples++;
     }
   return 0;
@@ -107,6 +108,7 @@ usage_totals (const char *journal_dir, uint64_t since_ms, struct usage_total **o
       sums[k].rx += r->last[1] - r->first[1];
       sums[k].tx += r->last[2] - r->first[2];
       sums[k].gb_s += r->gb_seconds;
+      sums[k].disk_gb_s += r->disk_gb_seconds;
       sums[k].seconds += r->samples;
     }
   free (t.runs);
@@ -118,5 +120,6 @@ usage_totals (const char *journal_dir, uint64_t since_ms, struct usage_total **o
 double
 usage_cost (const struct usage_total *t)
 {
-  return t->cpu_s * PRICE_CPU_SECOND + t->gb_s * PRICE_GB_SECOND;
+  return t->cpu_s * PRICE_CPU_SECOND + t->gb_s * PRICE_GB_SECOND
+         + t->disk_gb_s * PRICE_STORAGE_GB_SECOND + t->tx / 1e9 * PRICE_EGRESS_GB;
 }

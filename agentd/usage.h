@@ -14,7 +14,7 @@ struct usage_total
 {
   char id[80]; /* deployment id */
   uint64_t seconds;
-  double cpu_s, gb_s;
+  double cpu_s, gb_s, disk_gb_s;
   uint64_t rx, tx;
 };
 

@@ -129,6 +129,30 @@ remove_tree_at (int dirfd, const char *name, struct error *err)
   return 0;
 }
 
+uint64_t
+tree_bytes_at (int atfd, const char *name)
+{
+  struct stat st;
+  if (fstatat (atfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return 0;
+  uint64_t bytes = (uint64_t) st.st_blocks * 512;
+  if (!S_ISDIR (st.st_mode))
+    return bytes;
+  int fd = openat (atfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_closedir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  if (d == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return bytes;
+    }
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      bytes += tree_bytes_at (dirfd (d), de->d_name);
+  return bytes;
+}
+
 int
 mkdir_p (const char *path, mode_t mode, struct error *err)
 {

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -28,6 +29,10 @@ int write_file_atomic (const char *dir, const char *name, const void *data,
 /* Remove `name` under dirfd and everything below it, without following
  * symlinks. A missing entry is not an error. */
 int remove_tree_at (int dirfd, const char *name, struct error *err);
+
+/* Bytes on disk (allocated blocks) of `name` under dirfd and everything
+ * below it, without following symlinks; what cannot be read counts 0. */
+uint64_t tree_bytes_at (int dirfd, const char *name);
 
 /* openat2 of path inside rootfd as if rootfd were "/" (RESOLVE_IN_ROOT),
  * following no symlinks and no magic links; with same_mount, never leaving

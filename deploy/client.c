@@ -1,6 +1,5 @@
 #include "client.h"
 
-#include "../common/prices.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -122,9 +121,9 @@ json_t *
 client_usage_json (const struct msg_usage_row *u, double *cost)
 {
   double cpu = u->cpu_us / 1e6, gbs = u->memory_byte_seconds / 1e9;
-  *cost = cpu * PRICE_CPU_SECOND + gbs * PRICE_GB_SECOND;
-  return json_pack ("{s:s, s:I, s:f, s:f, s:I, s:I, s:f}", "deployment", u->deployment ?: "",
+  *cost = u->cost_nusd / 1e9;
+  return json_pack ("{s:s, s:I, s:f, s:f, s:f, s:I, s:I, s:f}", "deployment", u->deployment ?: "",
                     "seconds", (json_int_t) u->seconds, "cpu_seconds", cpu, "memory_gb_seconds", gbs,
-                    "net_rx_bytes", (json_int_t) u->net_rx, "net_tx_bytes", (json_int_t) u->net_tx,
-                    "cost_usd", *cost);
+                    "storage_gb_seconds", u->disk_byte_seconds / 1e9, "net_rx_bytes",
+                    (json_int_t) u->net_rx, "net_tx_bytes", (json_int_t) u->net_tx, "cost_usd", *cost);
 }

@@ -614,10 +614,12 @@ cmd_usage (const struct globals *g, int argc, char **argv)
 {
   if (want_help (argc, argv,
                  "Usage: deploy usage [--project P] [--env E] [SERVICE] [--since DURATION] [--json]\n\n"
-                 "What each service used, second by second, as agentd's usage journal holds it\n"
-                 "(no control plane yet): CPU-seconds, memory GB-seconds, network bytes, and\n"
-                 "the cost at the default rates ($0.00000772 per vCPU-second, $0.00000386 per\n"
-                 "GB-second). Filters default to all projects and environments.\n"))
+                 "What each service used, second by second: CPU-seconds, memory and storage\n"
+                 "GB-seconds, network bytes, and the cost. agentd asks its control plane's\n"
+                 "ledger when it has one (--control), else adds up its own usage journal at the\n"
+                 "default rates ($0.00000772 per vCPU-second, $0.00000386 per memory GB-second,\n"
+                 "$0.00000006 per storage GB-second, $0.05 per GB of egress). Filters default\n"
+                 "to all projects and environments.\n"))
     return 0;
   struct common_args a = { .json = g->json };
   if (parse_common ("usage", argc, argv, &a, "s") != 0)
@@ -628,8 +630,8 @@ cmd_usage (const struct globals *g, int argc, char **argv)
     return 1;
   json_t *arr = json_array ();
   if (!a.json)
-    printf ("%-34s %8s %10s %12s %12s %12s %12s\n", "DEPLOYMENT", "SECONDS", "CPU-S", "MEM GB-S",
-            "NET RX", "NET TX", "COST $");
+    printf ("%-34s %8s %10s %12s %12s %12s %12s %12s\n", "DEPLOYMENT", "SECONDS", "CPU-S",
+            "MEM GB-S", "DISK GB-S", "NET RX", "NET TX", "COST $");
   for (size_t i = 0; i < r.usage.n_rows; i++)
     {
       const struct msg_usage_row *u = &r.usage.rows[i];
@@ -639,9 +641,10 @@ cmd_usage (const struct globals *g, int argc, char **argv)
         json_array_append_new (arr, row);
       else
         {
-          printf ("%-34s %8llu %10.3f %12.3f %12llu %12llu %12.8f\n", u->deployment,
+          printf ("%-34s %8llu %10.3f %12.3f %12.3f %12llu %12llu %12.8f\n", u->deployment,
                   (unsigned long long) u->seconds, u->cpu_us / 1e6, u->memory_byte_seconds / 1e9,
-                  (unsigned long long) u->net_rx, (unsigned long long) u->net_tx, cost);
+                  u->disk_byte_seconds / 1e9, (unsigned long long) u->net_rx,
+                  (unsigned long long) u->net_tx, cost);
           json_decref (row);
         }
     }

@@ -184,6 +184,8 @@ static const struct field_desc usage_row_fields[] = {
   F (4, K_U64, struct msg_usage_row, memory_byte_seconds),
   F (5, K_U64, struct msg_usage_row, net_rx),
   F (6, K_U64, struct msg_usage_row, net_tx),
+  F (7, K_U64, struct msg_usage_row, cost_nusd),
+  F (8, K_U64, struct msg_usage_row, disk_byte_seconds),
 };
 static const struct proto_msg_desc usage_row_desc
     = DESC (0, "USAGE_ROW", struct msg_usage_row, usage_row_fields);
@@ -191,6 +193,61 @@ static const struct proto_msg_desc usage_row_desc
 static const struct field_desc usage_result_fields[] = {
   FL (1, struct msg_usage_result, rows, n_rows, usage_row_desc),
   F (2, K_STR, struct msg_usage_result, source),
+};
+
+static const struct field_desc usage_sample_fields[] = {
+  F (1, K_STR, struct msg_usage_sample, id),
+  F (2, K_U64, struct msg_usage_sample, version),
+  F (3, K_U64, struct msg_usage_sample, cpu_usec),
+  F (4, K_U64, struct msg_usage_sample, memory_current),
+  F (5, K_U64, struct msg_usage_sample, memory_peak),
+  F (6, K_U64, struct msg_usage_sample, io_read),
+  F (7, K_U64, struct msg_usage_sample, io_write),
+  F (8, K_U64, struct msg_usage_sample, pids),
+  F (9, K_U64, struct msg_usage_sample, net_rx),
+  F (10, K_U64, struct msg_usage_sample, net_tx),
+  F (11, K_U64, struct msg_usage_sample, disk_bytes),
+};
+static const struct proto_msg_desc usage_sample_desc
+    = DESC (0, "USAGE_SAMPLE", struct msg_usage_sample, usage_sample_fields);
+
+static const struct field_desc usage_record_fields[] = {
+  F (1, K_U64, struct msg_usage_record, seq),
+  F (2, K_U64, struct msg_usage_record, ts_ms),
+  F (3, K_STR, struct msg_usage_record, boot_id),
+  FL (4, struct msg_usage_record, samples, n_samples, usage_sample_desc),
+};
+static const struct proto_msg_desc usage_record_desc
+    = DESC (0, "USAGE_RECORD", struct msg_usage_record, usage_record_fields);
+
+static const struct field_desc hello_fields[] = {
+  F (1, K_STR, struct msg_hello, node_id),
+  F (2, K_STR, struct msg_hello, boot_id),
+  F (3, K_STR, struct msg_hello, token),
+  F (4, K_U64, struct msg_hello, version),
+};
+
+static const struct field_desc hello_result_fields[] = {
+  F (1, K_U64, struct msg_hello_result, acked_seq),
+};
+
+static const struct field_desc usage_batch_fields[] = {
+  FL (1, struct msg_usage_batch, records, n_records, usage_record_desc),
+  F (2, K_U64, struct msg_usage_batch, lost_before),
+};
+
+static const struct field_desc usage_ack_fields[] = {
+  F (1, K_U64, struct msg_usage_ack, acked_seq),
+};
+
+static const struct field_desc stop_project_fields[] = {
+  F (1, K_STR, struct msg_stop_project, project),
+  F (2, K_STR, struct msg_stop_project, reason),
+};
+
+static const struct field_desc stop_project_result_fields[] = {
+  F (1, K_STR, struct msg_stop_project_result, project),
+  F (2, K_STR_LIST, struct msg_stop_project_result, stopped),
 };
 
 static const struct proto_msg_desc descs[] = {
@@ -211,6 +268,13 @@ static const struct proto_msg_desc descs[] = {
   DESC (MSG_STATUS_RESULT, "STATUS_RESULT", struct msg_status_result, status_result_fields),
   DESC (MSG_USAGE, "USAGE", struct msg_usage, usage_fields),
   DESC (MSG_USAGE_RESULT, "USAGE_RESULT", struct msg_usage_result, usage_result_fields),
+  DESC (MSG_HELLO, "HELLO", struct msg_hello, hello_fields),
+  DESC (MSG_HELLO_RESULT, "HELLO_RESULT", struct msg_hello_result, hello_result_fields),
+  DESC (MSG_USAGE_BATCH, "USAGE_BATCH", struct msg_usage_batch, usage_batch_fields),
+  DESC (MSG_USAGE_ACK, "USAGE_ACK", struct msg_usage_ack, usage_ack_fields),
+  DESC (MSG_STOP_PROJECT, "STOP_PROJECT", struct msg_stop_project, stop_project_fields),
+  DESC (MSG_STOP_PROJECT_RESULT, "STOP_PROJECT_RESULT", struct msg_stop_project_result,
+        stop_project_result_fields),
 };
 
 const struct proto_msg_desc *

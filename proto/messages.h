@@ -28,6 +28,13 @@ enum proto_type
   MSG_STATUS_RESULT = 0x61,
   MSG_USAGE = 0x70,
   MSG_USAGE_RESULT = 0x71,
+  /* The uplink: agentd -> control plane (PROTOCOL.md, "Uplink"). */
+  MSG_HELLO = 0x80,
+  MSG_HELLO_RESULT = 0x81,
+  MSG_USAGE_BATCH = 0x82,
+  MSG_USAGE_ACK = 0x83,
+  MSG_STOP_PROJECT = 0x84,
+  MSG_STOP_PROJECT_RESULT = 0x85,
 };
 
 /* Error codes carried by MSG_ERROR. */
@@ -170,13 +177,69 @@ struct msg_usage_row
 {
   char *deployment;
   uint64_t seconds, cpu_us, memory_byte_seconds, net_rx, net_tx;
+  uint64_t cost_nusd;         /* nano-dollars at the answering side's rates */
+  uint64_t disk_byte_seconds; /* the writable layer */
 };
 
 struct msg_usage_result
 {
   struct msg_usage_row *rows;
   size_t n_rows;
-  char *source; /* "journal": this node's own, no control plane */
+  char *source; /* "journal": this node's own; "control": its control plane's ledger */
+};
+
+/* One workload's cumulative counters at one second (the usage journal's
+ * unit, DESIGN.md "Metering"). Counters count from the version's start. */
+struct msg_usage_sample
+{
+  char *id; /* deployment id: <project>.<env>.<service> */
+  uint64_t version;
+  uint64_t cpu_usec, memory_current, memory_peak, io_read, io_write, pids, net_rx, net_tx;
+  uint64_t disk_bytes; /* the writable layer */
+};
+
+/* One second of one node: every running workload's sample. (node, boot_id,
+ * seq) names it; seq grows by one per record on a node. */
+struct msg_usage_record
+{
+  uint64_t seq, ts_ms;
+  char *boot_id;
+  struct msg_usage_sample *samples;
+  size_t n_samples;
+};
+
+struct msg_hello
+{
+  char *node_id, *boot_id, *token;
+  uint64_t version; /* PROTO_VERSION */
+};
+
+struct msg_hello_result
+{
+  uint64_t acked_seq; /* the node's highest contiguous record stored, 0: none */
+};
+
+struct msg_usage_batch
+{
+  struct msg_usage_record *records; /* ascending, contiguous, from acked_seq + 1 */
+  size_t n_records;
+  uint64_t lost_before; /* the node no longer holds records below this (journal bound) */
+};
+
+struct msg_usage_ack
+{
+  uint64_t acked_seq;
+};
+
+struct msg_stop_project
+{
+  char *project, *reason;
+};
+
+struct msg_stop_project_result
+{
+  char *project;
+  char **stopped; /* deployment ids */
 };
 
 struct proto_msg_desc;

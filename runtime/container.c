@@ -929,6 +929,16 @@ rt_usage (struct rt_container *c, struct rt_usage *out, struct error *err)
   return 0;
 }
 
+uint64_t
+rt_writable_bytes (struct rt_container *c)
+{
+  if (c->work_path[0])
+    return 0; /* the caller's upper dir: the caller knows its size */
+  char path[PATH_MAX + 8];
+  snprintf (path, sizeof path, "%s/upper", c->state_path);
+  return tree_bytes_at (AT_FDCWD, path);
+}
+
 void
 rt_forget (struct rt_container *c)
 {

@@ -163,6 +163,9 @@ int rt_signal (struct rt_container *c, int sig, struct error *err);
 /* SIGKILL every process in the container's cgroup. */
 int rt_kill_all (struct rt_container *c, struct error *err);
 int rt_usage (struct rt_container *c, struct rt_usage *out, struct error *err);
+/* Bytes on disk of an ephemeral writable layer (its upper dir;
+ * 0 with a caller's upper): a directory walk, so call it seldom. */
+uint64_t rt_writable_bytes (struct rt_container *c);
 /* Let go of the handle only: the workload keeps running (a daemon that
  * stops, to adopt it again later). */
 void rt_forget (struct rt_container *c);

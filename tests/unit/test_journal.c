@@ -1,5 +1,6 @@
 /* agentd/journal.c: records round-trip, sequence numbers continue across
  * opens, torn and corrupt tails are cut (and nothing valid is lost). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -25,18 +26,18 @@ struct seen
 };
 
 static int
-collect (void *ctx, const struct journal_record *r)
+collect (void *ctx, const struct msg_usage_record *r)
 {
   struct seen *s = ctx;
   if (s->n < 16)
     {
       s->seqs[s->n] = r->seq;
-      s->cpu[s->n] = r->n ? r->samples[r->n - 1].cpu_usec : 0;
+      s->cpu[s->n] = r->n_samples ? r->samples[r->n_samples - 1].cpu_usec : 0;
     }
-  if (s->n == 0 && r->n)
+  if (s->n == 0 && r->n_samples)
     snprintf (s->first_id, sizeof s->first_id, "%s", r->samples[0].id);
   s->n++;
-  s->samples += r->n;
+  s->samples += r->n_samples;
   return 0;
 }
 
@@ -46,9 +47,9 @@ append_three (struct journal *j)
   struct error err = { 0 };
   for (uint64_t i = 1; i <= 3; i++)
     {
-      struct usage_sample s[2] = {
-        { "shop.production.web", 3, 1000 * i, 64u << 20, 70u << 20, 0, 4096 * i, 5, 100 * i, 200 * i },
-        { "shop.pr-7.api", 1, 1234567890123ull * i, 1, 1, 1, 1, 1, 1, 1 },
+      struct msg_usage_sample s[2] = {
+        { (char *) "shop.production.web", 3, 1000 * i, 64u << 20, 70u << 20, 0, 4096 * i, 5, 100 * i, 200 * i, 8192 },
+        { (char *) "shop.pr-7.api", 1, 1234567890123ull * i, 1, 1, 1, 1, 1, 1, 1, 0 },
       };
       assert_int_equal (journal_append (j, 1700000000000ull + i * 1000, s, 2, &err), 0);
     }
@@ -142,6 +143,105 @@ test_corrupt_record_cut (void **s)
   assert_int_equal (seen.n, 2);
 }
 
+struct taken
+{
+  uint64_t seqs[64];
+  size_t n, limit;
+};
+
+static int
+take (void *ctx, const struct msg_usage_record *r)
+{
+  struct taken *t = ctx;
+  if (t->n < 64)
+    t->seqs[t->n] = r->seq;
+  t->n++;
+  return t->limit && t->n == t->limit;
+}
+
+static void
+test_scan_resumes_where_it_stopped (void **s)
+{
+  (void) s;
+  struct error err = { 0 };
+  struct journal *j;
+  assert_int_equal (journal_open (dir, 0, &j, &err), 0);
+  append_three (j);
+  struct journal_cursor c = { .next_seq = 2 };
+  struct taken t = { .limit = 1 };
+  assert_int_equal (journal_scan (j, &c, take, &t, &err), 0);
+  assert_int_equal (t.n, 1);
+  assert_int_equal (t.seqs[0], 2); /* seq 1 passed over */
+  assert_int_equal (c.next_seq, 3);
+  t = (struct taken){ 0 };
+  assert_int_equal (journal_scan (j, &c, take, &t, &err), 0);
+  assert_int_equal (t.n, 1);
+  assert_int_equal (t.seqs[0], 3);
+  t = (struct taken){ 0 };
+  assert_int_equal (journal_scan (j, &c, take, &t, &err), 0);
+  assert_int_equal (t.n, 0); /* nothing new */
+  append_three (j);
+  assert_int_equal (journal_scan (j, &c, take, &t, &err), 0);
+  assert_int_equal (t.n, 3);
+  assert_int_equal (t.seqs[2], 6);
+  journal_close (j);
+}
+
+/* Records of 2,000 samples (about 100 KB): a few fill a segment. */
+static void
+append_big (struct journal *j, int records)
+{
+  static struct msg_usage_sample big[2000];
+  for (size_t i = 0; i < 2000; i++)
+    big[i] = (struct msg_usage_sample){ .id = (char *) "shop.production.web", .version = 1,
+                                        .cpu_usec = 123456789, .memory_current = 1 << 30 };
+  struct error err = { 0 };
+  for (int i = 0; i < records; i++)
+    assert_int_equal (journal_append (j, 1700000000000ull, big, 2000, &err), 0);
+}
+
+static size_t
+count_segments (void)
+{
+  size_t n = 0;
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  while ((e = readdir (d)) != NULL)
+    n += strncmp (e->d_name, "seg-", 4) == 0;
+  closedir (d);
+  return n;
+}
+
+static void
+test_release_and_bound (void **s)
+{
+  (void) s;
+  struct error err = { 0 };
+  struct journal *j;
+  assert_int_equal (journal_open (dir, 0, &j, &err), 0);
+  append_big (j, 400); /* about 26 MB: four segments */
+  assert_int_equal (count_segments (), 4);
+  journal_release (j, 10); /* inside the first segment: nothing goes */
+  assert_int_equal (count_segments (), 4);
+  journal_release (j, 399); /* all but the current segment acknowledged */
+  assert_int_equal (count_segments (), 1);
+  /* A reader behind the release sees the gap: its first record is later. */
+  struct journal_cursor c = { .next_seq = 1 };
+  struct taken t = { .limit = 1 };
+  assert_int_equal (journal_scan (j, &c, take, &t, &err), 0);
+  assert_true (t.seqs[0] > 100);
+  journal_close (j);
+
+  /* Bounded at 12 MB: the oldest segment is dropped (said on stderr). */
+  assert_int_equal (journal_open (dir, 12u << 20, &j, &err), 0);
+  append_big (j, 200);
+  journal_close (j);
+  struct seen seen = { 0 };
+  assert_int_equal (journal_read (dir, collect, &seen, &err), 0);
+  assert_true (seen.n < 400);
+  assert_true (seen.seqs[0] > 400);
+}
+
 int
 main (void)
 {
@@ -149,6 +249,9 @@ main (void)
     cmocka_unit_test_setup_teardown (test_roundtrip_and_seq, scratch_setup, scratch_teardown),
     cmocka_unit_test_setup_teardown (test_torn_tail_cut, scratch_setup, scratch_teardown),
     cmocka_unit_test_setup_teardown (test_corrupt_record_cut, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown (test_scan_resumes_where_it_stopped, scratch_setup,
+                                     scratch_teardown),
+    cmocka_unit_test_setup_teardown (test_release_and_bound, scratch_setup, scratch_teardown),
   };
   return cmocka_run_group_tests_name ("journal", tests, NULL, NULL);
 }

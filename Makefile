@@ -16,9 +16,11 @@ AGENTD_SRC  := $(wildcard agentd/*.c)
 AGENTD_LIB  := $(filter-out agentd/main.c,$(AGENTD_SRC))
 DEPLOY_SRC  := $(wildcard deploy/*.c)
 DEPLOY_LIB  := $(filter-out deploy/main.c,$(DEPLOY_SRC))
+CONTROL_SRC := $(wildcard control/*.c)
+CONTROL_LIB := $(filter-out control/main.c,$(CONTROL_SRC))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
-HEADERS     := $(wildcard common/*.h runtime/*.h builder/*.h proto/*.h agentd/*.h deploy/*.h tests/unit/*.h) deploy/mcp_tools.json
+HEADERS     := $(wildcard common/*.h runtime/*.h builder/*.h proto/*.h agentd/*.h deploy/*.h control/*.h tests/unit/*.h) deploy/mcp_tools.json
 
 obj  = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 sobj = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
@@ -27,7 +29,7 @@ sobj = $(patsubst %.c,$(BUILD)/san/%.o,$(1))
 .SECONDARY:
 
 .PHONY: all deps test test-unit test-integration test-v2 bench demo fuzz clean
-all: $(BUILD)/agentd $(BUILD)/deploy
+all: $(BUILD)/agentd $(BUILD)/deploy $(BUILD)/controld
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -61,11 +63,15 @@ $(BUILD)/agentd: $(call obj,$(AGENTD_SRC)) $(BUILD)/libbuilder.a $(BUILD)/librun
 $(BUILD)/deploy: $(call obj,$(DEPLOY_SRC)) $(BUILD)/libproto.a $(BUILD)/libcommon.a
 	$(CC) $(CFLAGS) -o $@ $^ -lyaml -ljansson -lmicrohttpd -lpthread
 
+# controld, the reference control plane: SQLite for the ledger.
+$(BUILD)/controld: $(call obj,$(CONTROL_SRC)) $(BUILD)/libproto.a $(BUILD)/libcommon.a
+	$(CC) $(CFLAGS) -o $@ $^ -lsqlite3 -lyaml -ljansson -lm
+
 # Unit tests: every module's sources, built with ASan and UBSan.
-UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC) $(AGENTD_LIB) $(DEPLOY_LIB))
+UNIT_OBJS := $(call sobj,$(COMMON_SRC) $(RUNTIME_SRC) $(BUILDER_SRC) $(PROTO_SRC) $(AGENTD_LIB) $(DEPLOY_LIB) $(CONTROL_LIB))
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(UNIT_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lyaml -lmicrohttpd -lcmocka -larchive
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(UNIT_OBJS) $(BUILDER_LIBS) $(LIBS) -lyaml -lmicrohttpd -lsqlite3 -lm -lcmocka -larchive
 
 # agentd built with ASan and UBSan (dynamically linked), which the image and
 # pull suites run too: the builder's memory handling under a checker.

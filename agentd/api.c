@@ -25,6 +25,7 @@ struct client
   bool closing; /* close once the queued error is out */
   struct deployment *follow;
   uint32_t follow_req;
+  uint64_t serial; /* names it to the uplink, which answers later */
   struct client *next;
 };
 
@@ -335,6 +336,14 @@ static void
 do_usage (struct client *cl, uint32_t reqid, const struct msg_usage *m)
 {
   struct daemon *d = cl->d;
+  if (d->uplink)
+    {
+      /* The control plane's ledger holds what the journal has handed on. */
+      struct error err = { 0 };
+      if (uplink_usage (d->uplink, cl->serial, reqid, m, &err) < 0)
+        client_error (cl, reqid, PROTO_E_FAILED, "%s", err.msg);
+      return;
+    }
   char dir[600];
   snprintf (dir, sizeof dir, "%s/journal", d->root);
   uint64_t since_ms = m->since_s ? ((uint64_t) time (NULL) - m->since_s) * 1000 : 0;
@@ -455,6 +464,59 @@ on_client (struct loop_handler *h, uint32_t events)
     client_drop (cl);
 }
 
+/* The control plane ran out of a project's credits: its workloads stop
+ * (taken down as by deploy down), and the control plane hears which. */
+static void
+stop_project (struct daemon *d, uint32_t reqid, const char *project)
+{
+  char *stopped[512];
+  size_t n = 0;
+  struct error err = { 0 };
+  for (struct deployment *dep = d->deployments, *next; dep; dep = next)
+    {
+      next = dep->link;
+      if (strcmp (dep->project, project) != 0 || n == 511)
+        continue;
+      stopped[n++] = strdup (dep->id);
+      deployment_log (dep, LOG_AGENTD, "stopped: the control plane says project %s is out of "
+                                       "credits", project);
+      if (deployment_remove (d, dep, &err) < 0)
+        fprintf (stderr, "agentd: %s\n", err.msg);
+    }
+  stopped[n] = NULL;
+  fprintf (stderr, "agentd: project %s is out of credits: stopped %zu deployment(s)\n", project, n);
+  uplink_stopped (d->uplink, reqid, project, stopped);
+  for (size_t i = 0; i < n; i++)
+    free (stopped[i]);
+}
+
+void
+uplink_events (struct loop_handler *h, uint32_t events)
+{
+  (void) events;
+  struct daemon *d = container_of (h, struct daemon, uplink_h);
+  struct uplink_event ev;
+  while (uplink_next_event (d->uplink, &ev) == 1)
+    {
+      if (ev.kind == UPLINK_STOP_PROJECT)
+        stop_project (d, ev.reqid, ev.project);
+      else
+        {
+          struct client *cl = d->clients;
+          while (cl && cl->serial != ev.client)
+            cl = cl->next;
+          if (cl == NULL)
+            ; /* it hung up meanwhile */
+          else if (ev.type == MSG_USAGE_RESULT)
+            client_reply (cl, MSG_USAGE_RESULT, PROTO_F_REPLY, ev.reqid, &ev.msg.usage);
+          else
+            client_error (cl, ev.reqid, ev.msg.error.code ? ev.msg.error.code : PROTO_E_FAILED,
+                          "control plane: %s", ev.msg.error.message ? ev.msg.error.message : "?");
+        }
+      uplink_event_clear (&ev);
+    }
+}
+
 static bool
 peer_allowed (struct daemon *d, const struct ucred *cr)
 {
@@ -483,6 +545,7 @@ api_accept (struct loop_handler *h, uint32_t events)
           continue;
         }
       cl->d = d;
+      cl->serial = ++d->client_serial;
       proto_conn_init (&cl->conn, fd);
       cl->h.fn = on_client;
       cl->next = d->clients;

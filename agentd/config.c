@@ -47,6 +47,7 @@ on_key (struct yaml_doc *y, const char *key, const yaml_event_t *kev, void *ctx)
   } strings[] = {
     { "root", &c->root },       { "socket", &c->socket },   { "subnet", &c->subnet },
     { "bridge", &c->bridge },   { "metrics", &c->metrics }, { "socket_group", &c->socket_group },
+    { "control", &c->control }, { "node_id", &c->node_id }, { "token_file", &c->token_file },
   };
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
     if (strcmp (key, strings[i].key) == 0)
@@ -60,11 +61,19 @@ on_key (struct yaml_doc *y, const char *key, const yaml_event_t *kev, void *ctx)
     return yaml_doc_value (y, key, YV_PORT, &c->port_base);
   if (strcmp (key, "log_max") == 0)
     return yaml_doc_value (y, key, YV_SIZE, &c->log_max);
+  if (strcmp (key, "journal_max") == 0)
+    return yaml_doc_value (y, key, YV_SIZE, &c->journal_max);
+  if (strcmp (key, "journal_sync") == 0)
+    {
+      c->has_journal_sync = true;
+      return yaml_doc_value (y, key, YV_DURATION, &c->journal_sync);
+    }
   if (strcmp (key, "allow_uids") == 0)
     return uid_list (y, c);
   return yaml_doc_fail (y, kev,
                         "unknown key `%s` (known: root, socket, subnet, bridge, network, "
-                        "port_base, metrics, log_max, allow_uids, socket_group)",
+                        "port_base, metrics, log_max, allow_uids, socket_group, journal_max, "
+                        "journal_sync, control, node_id, token_file)",
                         key);
 }
 
@@ -101,5 +110,8 @@ agentd_config_clear (struct agentd_config *c)
   free (c->bridge);
   free (c->metrics);
   free (c->socket_group);
+  free (c->control);
+  free (c->node_id);
+  free (c->token_file);
   memset (c, 0, sizeof *c);
 }

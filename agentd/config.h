@@ -14,9 +14,10 @@
 struct agentd_config
 {
   char *root, *socket, *subnet, *bridge, *metrics, *socket_group;
-  bool has_network;
+  char *control, *node_id, *token_file;
+  bool has_network, has_journal_sync;
   uint64_t network; /* 0: --no-network */
-  uint64_t port_base, log_max;
+  uint64_t port_base, log_max, journal_max, journal_sync;
   uid_t allow_uids[AGENTD_CONFIG_MAX_UIDS];
   int n_allow_uids;
 };

@@ -17,6 +17,7 @@
 #include "logs.h"
 #include "loop.h"
 #include "netns.h"
+#include "uplink.h"
 
 #define NET_POOL_SIZE 4
 
@@ -193,6 +194,13 @@ struct daemon
   struct image_cache images[IMAGE_CACHE_SIZE];
   struct journal *journal; /* usage, one record a second */
   double next_sample;
+  uint64_t journal_sync_s; /* fsync the journal every this many samples (0: never) */
+  uint64_t samples;
+  bool has_control;
+  struct uplink_config control; /* --control: the uplink's settings */
+  struct uplink *uplink;        /* running when has_control */
+  struct loop_handler uplink_h;
+  uint64_t client_serial;       /* the last client's */
   uint64_t images_clock;
   /* The preparer thread (prepare.c). */
   pthread_t prep_thread;
@@ -265,6 +273,8 @@ void client_log_line (struct daemon *d, struct deployment *dep, uint64_t ts, enu
 void clients_forget_deployment (struct daemon *d, struct deployment *dep);
 /* Close the connection (freed after the current batch). */
 void client_drop (struct client *cl);
+/* What the uplink hands over: stop orders and usage answers. */
+void uplink_events (struct loop_handler *h, uint32_t events);
 
 /* meter.c: once a second, every running workload's counters into the
  * journal. */

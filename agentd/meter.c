@@ -90,8 +90,15 @@ meter_sample (struct daemon *d, double now)
     }
   uint64_t ms = log_now_us () / 1000;
   struct error err = { 0 };
-  if (n > 0
-      && (journal_append (d->journal, ms, s, n, &err) < 0 || journal_sync (d->journal, &err) < 0))
-    fprintf (stderr, "agentd: %s\n", err.msg);
+  if (n > 0)
+    {
+      d->samples++;
+      bool sync = d->journal_sync_s && d->samples % d->journal_sync_s == 0;
+      if (journal_append (d->journal, ms, s, n, &err) < 0
+          || (sync && journal_sync (d->journal, &err) < 0))
+        fprintf (stderr, "agentd: %s\n", err.msg);
+      else if (d->uplink)
+        uplink_notify (d->uplink);
+    }
   free (s);
 }

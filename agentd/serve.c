@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../common/fsutil.h"
+#include "../common/netaddr.h"
 #include "config.h"
 #include "commands.h"
 #include "daemon.h"
@@ -47,9 +48,16 @@ serve_usage (FILE *out)
          "  --port-base N         first 127.0.0.1 port for services  (default 20000)\n"
          "  --metrics ADDR:PORT   serve GET /metrics there (Prometheus text), e.g. 127.0.0.1:9464\n"
          "  --log-max SIZE        per-deployment log size before rotation (default 8M)\n"
+         "  --journal-max SIZE    bound of the usage journal (default 1G); past it the\n"
+         "                        oldest unacknowledged usage is dropped, loudly\n"
+         "  --journal-sync N      fsync the journal every N seconds (default 1; 0: never)\n"
+         "  --control ADDR:PORT   stream usage to this control plane (controld)\n"
+         "  --node-id ID          this node's name to the control plane (default: hostname)\n"
+         "  --token-file FILE     the token the control plane expects in HELLO\n"
          "  --config FILE         settings from an agentd.yaml (root, socket, subnet, bridge,\n"
          "                        network, port_base, metrics, log_max, allow_uids,\n"
-         "                        socket_group); flags win over it\n"
+         "                        socket_group, journal_max, journal_sync, control, node_id,\n"
+         "                        token_file); flags win over it\n"
          "  -h, --help            show this help\n",
          out);
 }
@@ -125,13 +133,9 @@ listen_unix (struct daemon *d, struct error *err)
 static int
 listen_metrics (struct daemon *d, const char *spec, struct error *err)
 {
-  char host[64];
-  unsigned port;
-  struct sockaddr_in sa = { .sin_family = AF_INET };
-  if (sscanf (spec, "%63[^:]:%u", host, &port) != 2 || port == 0 || port > 65535
-      || inet_pton (AF_INET, host, &sa.sin_addr) != 1)
-    return error_setx (err, EINVAL, "--metrics `%s`: expected ADDR:PORT such as 127.0.0.1:9464", spec);
-  sa.sin_port = htons ((uint16_t) port);
+  struct sockaddr_in sa;
+  if (parse_hostport (spec, &sa, err) < 0)
+    return error_prefix (err, "--metrics");
   int fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -278,6 +282,13 @@ daemon_start (struct daemon *d, struct error *err)
   snprintf (jdir, sizeof jdir, "%s/journal", d->root);
   if (journal_open (jdir, d->journal_max, &d->journal, err) < 0)
     return -1;
+  if (d->has_control)
+    {
+      d->uplink_h.fn = uplink_events;
+      if (uplink_start (&d->control, d->journal, &d->uplink, err) < 0
+          || loop_add (&d->loop, uplink_event_fd (d->uplink), EPOLLIN, &d->uplink_h, err) < 0)
+        return -1;
+    }
   d->started_mono = monotonic_seconds ();
   d->next_sample = d->started_mono + 1;
   if (state_load (d, err) < 0)
@@ -321,6 +332,7 @@ daemon_stop (struct daemon *d)
   daemon_run_deferred (d);
   deployments_free_all (d);
   image_cache_clear (d);
+  uplink_stop (d->uplink);
   journal_close (d->journal);
   free (d->addr_used);
   if (d->seccomp)
@@ -340,6 +352,7 @@ daemon_stop (struct daemon *d)
 struct serve_opts
 {
   const char *subnet, *metrics;
+  const char *control, *node_id, *token_file;
   char *config_storage[8]; /* strings made from agentd.yaml values */
   int n_storage;
 };
@@ -357,6 +370,19 @@ set_option (struct daemon *d, struct serve_opts *o, int opt, const char *arg, co
     case 'n': o->subnet = arg; return 0;
     case 'm': o->metrics = arg; return 0;
     case 'N': d->net_enabled = false; return 0;
+    case 'C': o->control = arg; return 0;
+    case 'I': o->node_id = arg; return 0;
+    case 'T': o->token_file = arg; return 0;
+    case 'J':
+      if (parse_size (arg, &v, &err) < 0)
+        break;
+      d->journal_max = (uint64_t) v;
+      return 0;
+    case 'S':
+      if (parse_count (arg, 3600, &v, &err) < 0 && strcmp (arg, "0") != 0)
+        break;
+      d->journal_sync_s = strcmp (arg, "0") == 0 ? 0 : (uint64_t) v;
+      return 0;
     case 'b':
       if (strlen (arg) == 0 || strlen (arg) >= sizeof d->net.bridge)
         {
@@ -436,7 +462,9 @@ apply_config (struct daemon *d, struct serve_opts *o, const char *path)
     const char *key;
   } strings[] = { { 'R', c.root, "root" },       { 's', c.socket, "socket" },
                   { 'n', c.subnet, "subnet" },   { 'b', c.bridge, "bridge" },
-                  { 'm', c.metrics, "metrics" }, { 'g', c.socket_group, "socket_group" } };
+                  { 'm', c.metrics, "metrics" }, { 'g', c.socket_group, "socket_group" },
+                  { 'C', c.control, "control" }, { 'I', c.node_id, "node_id" },
+                  { 'T', c.token_file, "token_file" } };
   int r = 0;
   for (size_t i = 0; i < sizeof strings / sizeof strings[0] && r == 0; i++)
     if (strings[i].value)
@@ -451,10 +479,39 @@ apply_config (struct daemon *d, struct serve_opts *o, const char *path)
     d->port_base = (uint16_t) c.port_base;
   if (c.log_max)
     d->log_max = c.log_max;
+  if (c.journal_max)
+    d->journal_max = c.journal_max;
+  if (c.has_journal_sync)
+    d->journal_sync_s = c.journal_sync;
   for (int i = 0; i < c.n_allow_uids && d->n_allow_uid < 16; i++)
     d->allow_uid[d->n_allow_uid++] = c.allow_uids[i];
   agentd_config_clear (&c);
   return r;
+}
+
+/* --control, --node-id, --token-file: the uplink's settings. */
+static int
+control_config (struct daemon *d, const struct serve_opts *o, struct error *err)
+{
+  if (o->control == NULL)
+    {
+      if (o->node_id || o->token_file)
+        return error_setx (err, EINVAL, "--node-id and --token-file go with --control");
+      return 0;
+    }
+  struct uplink_config *c = &d->control;
+  if (parse_hostport (o->control, &c->addr, err) < 0)
+    return error_prefix (err, "--control");
+  snprintf (c->addr_text, sizeof c->addr_text, "%s", o->control);
+  if (o->node_id)
+    snprintf (c->node_id, sizeof c->node_id, "%s", o->node_id);
+  else if (gethostname (c->node_id, sizeof c->node_id) < 0)
+    return error_set (err, errno, "--node-id: none given, and no hostname");
+  c->node_id[sizeof c->node_id - 1] = '\0';
+  if (o->token_file && read_token_file (o->token_file, c->token, sizeof c->token, err) < 0)
+    return error_prefix (err, "--token-file");
+  d->has_control = true;
+  return 0;
 }
 
 int
@@ -467,11 +524,14 @@ cmd_serve (int argc, char **argv)
     { "metrics", required_argument, NULL, 'm' },   { "log-max", required_argument, NULL, 'l' },
     { "allow-uid", required_argument, NULL, 'u' }, { "socket-group", required_argument, NULL, 'g' },
     { "config", required_argument, NULL, 'c' },    { "help", no_argument, NULL, 'h' },
+    { "control", required_argument, NULL, 'C' },   { "node-id", required_argument, NULL, 'I' },
+    { "token-file", required_argument, NULL, 'T' }, { "journal-max", required_argument, NULL, 'J' },
+    { "journal-sync", required_argument, NULL, 'S' },
     { 0 },
   };
   struct daemon d = { .root = AGENTD_DEFAULT_ROOT, .socket_path = AGENTD_DEFAULT_SOCKET,
                       .net_enabled = true, .port_base = 20000, .log_max = 8u << 20,
-                      .journal_max = 1ull << 30,
+                      .journal_max = 1ull << 30, .journal_sync_s = 1,
                       .listen_fd = -1, .metrics_fd = -1, .signal_fd = -1, .timer_fd = -1,
                       .worker_fd = { -1, -1 }, .loop.epfd = -1 };
   struct serve_opts o = { .subnet = "10.88.0.0/16" };
@@ -516,7 +576,7 @@ cmd_serve (int argc, char **argv)
       return status < 0 ? 0 : status;
     }
   const char *subnet = o.subnet, *metrics = o.metrics;
-  if (net_config_parse (subnet, &d.net, &err) < 0)
+  if (net_config_parse (subnet, &d.net, &err) < 0 || control_config (&d, &o, &err) < 0)
     {
       fprintf (stderr, "agentd serve: %s\n", err.msg);
       serve_opts_free (&o);

@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "../common/netaddr.h"
 #include "mcp_internal.h"
 
 #define BODY_MAX (4u << 20)
@@ -454,7 +455,7 @@ on_request (void *cls, struct MHD_Connection *conn, const char *url, const char 
   if (srv->token[0])
     {
       const char *auth = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Authorization");
-      if (auth == NULL || strncmp (auth, "Bearer ", 7) != 0 || strcmp (auth + 7, srv->token) != 0)
+      if (auth == NULL || strncmp (auth, "Bearer ", 7) != 0 || !token_equal (auth + 7, srv->token))
         return http_error (conn, MHD_HTTP_UNAUTHORIZED, -32600, "a valid bearer token is required");
     }
   if (strcmp (method, "POST") == 0)
@@ -486,44 +487,19 @@ on_done (void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Reques
   *con_cls = NULL;
 }
 
-static int
-read_token (const char *path, char *out, size_t cap)
-{
-  FILE *f = fopen (path, "re");
-  if (f == NULL)
-    {
-      fprintf (stderr, "deploy mcp: --token-file `%s`: %s\n", path, strerror (errno));
-      return -1;
-    }
-  bool got = fgets (out, (int) cap, f) != NULL;
-  fclose (f);
-  out[strcspn (out, "\r\n")] = '\0';
-  if (!got || strlen (out) < 16)
-    {
-      fprintf (stderr, "deploy mcp: --token-file `%s`: holds no token of 16 or more characters\n", path);
-      return -1;
-    }
-  return 0;
-}
-
 int
 mcp_serve_http (const char *socket, const char *listen, const char *token_file)
 {
-  char host[64];
-  unsigned port;
-  struct sockaddr_in sa = { .sin_family = AF_INET };
-  if (sscanf (listen, "%63[^:]:%u", host, &port) != 2 || port == 0 || port > 65535
-      || inet_pton (AF_INET, host, &sa.sin_addr) != 1)
+  struct sockaddr_in sa;
+  struct server srv = { .socket = socket };
+  struct error err = { 0 };
+  if (parse_hostport (listen, &sa, &err) < 0
+      || (token_file && read_token_file (token_file, srv.token, sizeof srv.token, &err) < 0))
     {
-      fprintf (stderr, "deploy mcp: --listen `%s`: expected ADDR:PORT such as 127.0.0.1:8765\n", listen);
+      fprintf (stderr, "deploy mcp: %s\n", err.msg);
       return 2;
     }
-  sa.sin_port = htons ((uint16_t) port);
-  struct server srv = { .socket = socket };
-  bool loopback = (ntohl (sa.sin_addr.s_addr) >> 24) == 127;
-  if (token_file && read_token (token_file, srv.token, sizeof srv.token) < 0)
-    return 2;
-  if (!loopback && token_file == NULL)
+  if (!is_loopback (&sa) && token_file == NULL)
     {
       fprintf (stderr, "deploy mcp: --listen %s is not a loopback address: give --token-file\n", listen);
       return 2;

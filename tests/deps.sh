@@ -6,7 +6,7 @@ PKGS="gcc make pkg-config libc6-dev libcap-dev libseccomp-dev libcmocka-dev busy
       libarchive-dev libisal-dev libzstd-dev libjansson-dev libssl-dev libcurl4-openssl-dev
       cpio qemu-system-x86 linux-image-amd64 crun runc umoci skopeo docker-registry debootstrap
       zstd attr apache2-utils curl libyaml-dev libmnl-dev libmnl0 util-linux
-      clang libclang-rt-14-dev libmicrohttpd-dev"
+      clang libclang-rt-14-dev libmicrohttpd-dev libsqlite3-dev sqlite3"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

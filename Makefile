@@ -83,6 +83,11 @@ $(BUILD)/agentd-san: $(call sobj,$(AGENTD_SRC) $(COMMON_SRC) $(RUNTIME_SRC) $(BU
 $(BUILD)/deploy-san: $(call sobj,$(DEPLOY_SRC) $(PROTO_SRC) $(COMMON_SRC))
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lyaml -ljansson -lmicrohttpd -lpthread
 
+# controld with ASan and UBSan: the control suite runs it too (frames
+# from the network and the ledger under a checker).
+$(BUILD)/controld-san: $(call sobj,$(CONTROL_SRC) $(PROTO_SRC) $(COMMON_SRC))
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ -lsqlite3 -lyaml -ljansson -lm
+
 # Integration tests run the real kernel paths; built without sanitizers so
 # that the forked children behave as in production.
 INTEG_LIBS := $(BUILD)/libbuilder.a $(BUILD)/libruntime.a $(BUILD)/libcommon.a
@@ -117,13 +122,13 @@ fuzz: $(BUILD)/fuzz_proto
 deps:
 	@tests/deps.sh
 
-test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san $(BUILD)/deploy-san
+test: all $(UNIT_TESTS) $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san $(BUILD)/deploy-san $(BUILD)/controld-san
 	@BUILD=$(BUILD) tests/run.sh
 
 test-unit: $(UNIT_TESTS)
 	@BUILD=$(BUILD) tests/run.sh unit
 
-test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san $(BUILD)/deploy-san
+test-integration: all $(INTEG_TESTS) $(BUILD)/tests/probe $(BUILD)/tests/fake_http $(BUILD)/tests/frame_send $(BUILD)/agentd-san $(BUILD)/deploy-san $(BUILD)/controld-san
 	@BUILD=$(BUILD) tests/run.sh integration
 
 test-v2: all $(INTEG_TESTS) $(BUILD)/tests/probe

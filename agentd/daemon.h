@@ -279,6 +279,9 @@ void uplink_events (struct loop_handler *h, uint32_t events);
 /* meter.c: once a second, every running workload's counters into the
  * journal. */
 void meter_sample (struct daemon *d, double now);
+/* The last counters of an instance about to be torn down, so that its
+ * final part-second is billed too. */
+void meter_final (struct daemon *d, struct instance *in);
 void meter_forget (struct instance *in);
 
 /* state.c */

@@ -307,6 +307,7 @@ instance_release (struct daemon *d, struct instance *in)
   set_probing (d, in, false);
   if (in->c)
     {
+      meter_final (d, in);
       loop_del (&d->loop, rt_pidfd (in->c));
       struct error err = { 0 };
       if (rt_destroy (in->c, &err) < 0)

@@ -57,48 +57,76 @@ disk_bytes (struct instance *in, double now)
   return in->disk_bytes;
 }
 
+/* One instance's cumulative counters; false when it has none to give
+ * (exited: nothing to bill). */
+static bool
+sample_one (struct instance *in, double now, struct msg_usage_sample *out)
+{
+  struct rt_usage u;
+  struct error ignored;
+  if (in == NULL || in->c == NULL || in->state == INST_EXITED || rt_usage (in->c, &u, &ignored) < 0)
+    return false;
+  *out = (struct msg_usage_sample){ in->dep->id,
+                                    in->version,
+                                    u.cpu_usec,
+                                    u.memory_current,
+                                    u.memory_peak,
+                                    u.io_read_bytes,
+                                    u.io_write_bytes,
+                                    u.pids_current,
+                                    net_counter (in, 0),
+                                    net_counter (in, 1),
+                                    disk_bytes (in, now) };
+  return true;
+}
+
+static void
+append (struct daemon *d, const struct msg_usage_sample *s, size_t n, bool tick)
+{
+  struct error err = { 0 };
+  bool sync = false;
+  if (tick)
+    {
+      d->samples++;
+      sync = d->journal_sync_s && d->samples % d->journal_sync_s == 0;
+    }
+  if (journal_append (d->journal, log_now_us () / 1000, s, n, &err) < 0
+      || (sync && journal_sync (d->journal, &err) < 0))
+    fprintf (stderr, "agentd: %s\n", err.msg);
+  else if (d->uplink)
+    uplink_notify (d->uplink);
+}
+
 void
 meter_sample (struct daemon *d, double now)
 {
   if (d->journal == NULL)
     return;
+  /* Every instance with a cgroup: the current version, one starting, and
+   * old ones draining. Stopped or scaled to zero: nothing to bill. */
   size_t n = 0, cap = 0;
+  const size_t per = 2 + sizeof d->deployments->draining / sizeof d->deployments->draining[0];
   for (struct deployment *dep = d->deployments; dep; dep = dep->link)
-    cap++;
+    cap += per;
   struct msg_usage_sample *s = calloc (cap + 1, sizeof *s);
   if (s == NULL)
     return;
   for (struct deployment *dep = d->deployments; dep; dep = dep->link)
     {
-      struct instance *in = dep->current;
-      struct rt_usage u;
-      struct error ignored;
-      if (in == NULL || in->state != INST_RUNNING || in->c == NULL
-          || rt_usage (in->c, &u, &ignored) < 0)
-        continue; /* stopped or scaled to zero: nothing to bill but storage */
-      s[n++] = (struct msg_usage_sample){ dep->id,
-                                          in->version,
-                                          u.cpu_usec,
-                                          u.memory_current,
-                                          u.memory_peak,
-                                          u.io_read_bytes,
-                                          u.io_write_bytes,
-                                          u.pids_current,
-                                          net_counter (in, 0),
-                                          net_counter (in, 1),
-                                          disk_bytes (in, now) };
+      n += sample_one (dep->current, now, &s[n]);
+      n += sample_one (dep->next, now, &s[n]);
+      for (size_t i = 0; i < per - 2; i++)
+        n += sample_one (dep->draining[i], now, &s[n]);
     }
-  uint64_t ms = log_now_us () / 1000;
-  struct error err = { 0 };
   if (n > 0)
-    {
-      d->samples++;
-      bool sync = d->journal_sync_s && d->samples % d->journal_sync_s == 0;
-      if (journal_append (d->journal, ms, s, n, &err) < 0
-          || (sync && journal_sync (d->journal, &err) < 0))
-        fprintf (stderr, "agentd: %s\n", err.msg);
-      else if (d->uplink)
-        uplink_notify (d->uplink);
-    }
+    append (d, s, n, true);
   free (s);
+}
+
+void
+meter_final (struct daemon *d, struct instance *in)
+{
+  struct msg_usage_sample s;
+  if (d->journal && sample_one (in, monotonic_seconds (), &s))
+    append (d, &s, 1, false);
 }

@@ -58,6 +58,24 @@ render (struct daemon *d, size_t *len)
           metric (f, "agentd_workload_pids", dep, (double) u.pids_current);
         }
     }
+  if (d->uplink)
+    {
+      struct uplink_stats st;
+      uplink_stats (d->uplink, &st);
+      fprintf (f,
+               "# HELP agentd_uplink_connected Whether the control plane is connected.\n"
+               "# TYPE agentd_uplink_connected gauge\nagentd_uplink_connected %d\n"
+               "# HELP agentd_uplink_acked_seq The highest journal record the control plane holds.\n"
+               "# TYPE agentd_uplink_acked_seq gauge\nagentd_uplink_acked_seq %llu\n"
+               "# HELP agentd_uplink_ack_delay_seconds From a sample to the control plane's durable ack.\n"
+               "# TYPE agentd_uplink_ack_delay_seconds summary\n"
+               "agentd_uplink_ack_delay_seconds{quantile=\"0.5\"} %.6f\n"
+               "agentd_uplink_ack_delay_seconds{quantile=\"0.99\"} %.6f\n"
+               "agentd_uplink_ack_delay_seconds{quantile=\"1\"} %.6f\n"
+               "agentd_uplink_ack_delay_seconds_count %llu\n",
+               st.connected, (unsigned long long) st.acked_seq, st.delay_p50_s, st.delay_p99_s,
+               st.delay_max_s, (unsigned long long) st.acks);
+    }
   fclose (f);
   return buf;
 }

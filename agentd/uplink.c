@@ -15,6 +15,7 @@
 
 #include "../common/clock.h"
 #include "../common/fsutil.h"
+#include "logs.h"
 
 #define BATCH_BYTES (256u << 10) /* a batch stops growing past this */
 #define WINDOW 4                 /* batches sent and not yet acknowledged */
@@ -22,6 +23,7 @@
 #define BACKOFF_MIN_S 0.5
 #define BACKOFF_MAX_S 30.0
 #define MAX_QUERIES 16
+#define ACK_DELAYS 4096 /* kept for the delay quantiles */
 
 struct cmd
 {
@@ -66,6 +68,15 @@ struct uplink
   int outstanding;
   double waiting_since; /* when the oldest unacknowledged batch went out */
   struct query queries[MAX_QUERIES];
+  struct
+  {
+    uint32_t reqid;
+    uint64_t newest_ms; /* the sample time of the batch's last record */
+  } sent[WINDOW];
+
+  /* Shared with uplink_stats (under lock). */
+  uint64_t stat_acked, stat_acks;
+  float delays[ACK_DELAYS]; /* seconds, a ring */
 };
 
 static void
@@ -235,7 +246,7 @@ hello (struct uplink *u, struct error *err)
 struct batch
 {
   struct proto_buf buf;
-  uint64_t expect, first, last, n;
+  uint64_t expect, first, last, n, newest_ms;
   bool failed;
 };
 
@@ -258,6 +269,7 @@ add_record (void *ctx, const struct msg_usage_record *r)
   if (b->n++ == 0)
     b->first = r->seq;
   b->last = r->seq;
+  b->newest_ms = r->ts_ms;
   return b->buf.len >= BATCH_BYTES;
 }
 
@@ -285,12 +297,19 @@ send_batches (struct uplink *u, struct journal_cursor *cur, struct error *err)
                            "unacknowledged (journal bound)\n", b.expect, b.first - 1);
           proto_put_varint (&b.buf, 2, b.first);
         }
+      uint32_t id = ++u->next_reqid;
       int r = b.buf.oom ? error_set (err, ENOMEM, "batch")
-                        : proto_conn_queue (&u->conn, MSG_USAGE_BATCH, 0, ++u->next_reqid,
-                                            &b.buf, err);
+                        : proto_conn_queue (&u->conn, MSG_USAGE_BATCH, 0, id, &b.buf, err);
       proto_buf_free (&b.buf);
       if (r < 0)
         return -1;
+      for (int i = 0; i < WINDOW; i++)
+        if (u->sent[i].reqid == 0)
+          {
+            u->sent[i].reqid = id;
+            u->sent[i].newest_ms = b.newest_ms;
+            break;
+          }
       if (u->outstanding++ == 0)
         u->waiting_since = monotonic_seconds ();
     }
@@ -304,6 +323,24 @@ query_by_wire (struct uplink *u, uint32_t id)
     if (u->queries[i].wire_reqid == id && id)
       return &u->queries[i];
   return NULL;
+}
+
+/* An ack: how long after its newest sample the batch became durable. */
+static void
+record_ack (struct uplink *u, uint32_t reqid)
+{
+  for (int i = 0; i < WINDOW; i++)
+    if (u->sent[i].reqid == reqid)
+      {
+        double delay = (double) (log_now_us () / 1000 - u->sent[i].newest_ms) / 1000.0;
+        u->sent[i].reqid = 0;
+        pthread_mutex_lock (&u->lock);
+        u->delays[u->stat_acks % ACK_DELAYS] = (float) delay;
+        u->stat_acks++;
+        u->stat_acked = u->acked;
+        pthread_mutex_unlock (&u->lock);
+        return;
+      }
 }
 
 /* A frame from the control plane. -1: the session must end. */
@@ -339,6 +376,7 @@ on_frame (struct uplink *u, const struct proto_frame *f, struct error *err)
         if (u->outstanding > 0)
           u->outstanding--;
         u->waiting_since = monotonic_seconds ();
+        record_ack (u, f->h.request_id);
         return 0;
       }
     case MSG_ERROR:
@@ -431,6 +469,7 @@ session (struct uplink *u, struct error *err)
 {
   struct journal_cursor cur = { .next_seq = u->acked + 1 };
   u->outstanding = 0;
+  memset (u->sent, 0, sizeof u->sent);
   journal_release (u->j, u->acked);
   for (;;)
     {
@@ -654,4 +693,31 @@ uplink_stopped (struct uplink *u, uint32_t reqid, const char *project, char **id
   struct error err = { 0 };
   if (push_cmd (u, MSG_STOP_PROJECT_RESULT, PROTO_F_REPLY, reqid, 0, &r, &err) < 0)
     fprintf (stderr, "agentd: uplink: %s\n", err.msg);
+}
+
+static int
+cmp_float (const void *a, const void *b)
+{
+  float x = *(const float *) a, y = *(const float *) b;
+  return x < y ? -1 : x > y;
+}
+
+void
+uplink_stats (struct uplink *u, struct uplink_stats *out)
+{
+  static float sorted[ACK_DELAYS];
+  memset (out, 0, sizeof *out);
+  pthread_mutex_lock (&u->lock);
+  out->connected = u->connected;
+  out->acked_seq = u->stat_acked;
+  out->acks = u->stat_acks;
+  size_t n = u->stat_acks < ACK_DELAYS ? (size_t) u->stat_acks : ACK_DELAYS;
+  memcpy (sorted, u->delays, n * sizeof *sorted);
+  pthread_mutex_unlock (&u->lock);
+  if (n == 0)
+    return;
+  qsort (sorted, n, sizeof *sorted, cmp_float);
+  out->delay_p50_s = sorted[(n - 1) / 2];
+  out->delay_p99_s = sorted[(n - 1) * 99 / 100];
+  out->delay_max_s = sorted[n - 1];
 }

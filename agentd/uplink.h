@@ -63,6 +63,15 @@ void uplink_notify (struct uplink *u);
  * -1 (and err) when the control plane is not connected. */
 int uplink_usage (struct uplink *u, uint64_t client, uint32_t reqid, const struct msg_usage *m,
                   struct error *err);
+/* The uplink's figures for /metrics: delays from a record's sample to its
+ * acknowledgement, over the last ACK_DELAYS acknowledged batches. */
+struct uplink_stats
+{
+  bool connected;
+  uint64_t acked_seq, acks;
+  double delay_p50_s, delay_p99_s, delay_max_s;
+};
+void uplink_stats (struct uplink *u, struct uplink_stats *out);
 /* Report what a STOP_PROJECT stopped. */
 void uplink_stopped (struct uplink *u, uint32_t reqid, const char *project, char **ids);
 

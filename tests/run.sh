@@ -85,6 +85,8 @@ if [ "$what" = integration ] || [ "$what" = all ]; then
     run_tap integration/agentd_run-asan "$here"/integration/agentd_run.sh "$BUILD/agentd-san"
     run_tap integration/deploy "$here"/integration/deploy.sh "$BUILD/agentd" "$BUILD/deploy" "$BUILD/tests/frame_send"
     run_tap integration/deploy-asan "$here"/integration/deploy.sh "$BUILD/agentd-san" "$BUILD/deploy" "$BUILD/tests/frame_send"
+    run_tap integration/control "$here"/integration/control.sh "$BUILD/agentd" "$BUILD/deploy" "$BUILD/controld" "$BUILD/tests/frame_send" "$BUILD/tests/probe"
+    run_tap integration/control-asan "$here"/integration/control.sh "$BUILD/agentd-san" "$BUILD/deploy" "$BUILD/controld-san" "$BUILD/tests/frame_send" "$BUILD/tests/probe"
     if command -v node >/dev/null && command -v npm >/dev/null; then
       run_tap integration/mcp "$here"/integration/mcp.sh "$BUILD/agentd" "$BUILD/deploy"
       run_tap integration/mcp-asan "$here"/integration/mcp.sh "$BUILD/agentd" "$BUILD/deploy-san"

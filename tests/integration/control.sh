@@ -239,4 +239,7 @@ fi
 if "$CONTROLD" events --db "$db" | grep -q "alert.*other.*100%"; then ok "the credit alerts are recorded"; else not_ok "alerts"; fi
 out=$("$CONTROLD" usage --db "$db" --project meter --by minute)
 if echo "$out" | grep -q "meter.*spin" && echo "$out" | grep -q '^total \$'; then ok "controld usage --by minute prints the bill"; else not_ok "controld usage" "$out"; fi
+# A clean stop, and nothing a sanitizer build would report (leaks at exit).
+kill "$cpid"; wait "$cpid"; rc=$?; cpid=""
+if [ $rc = 0 ] && ! grep -q "Sanitizer" "$work"/*.log; then ok "controld stops cleanly on SIGTERM; no sanitizer reports"; else not_ok "clean stop" "rc=$rc" "$(grep -h -A5 Sanitizer "$work"/*.log | head -20)"; fi
 tap_end

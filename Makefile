@@ -143,6 +143,7 @@ bench: all $(BUILD)/spawn_time
 	BUILD=$(BUILD) bench/unpack
 	BUILD=$(BUILD) bench/deploy
 	BUILD=$(BUILD) bench/mcp
+	BUILD=$(BUILD) bench/meter
 
 demo: all
 	examples/hello/run.sh

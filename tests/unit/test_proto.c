@@ -181,6 +181,44 @@ test_nested_lists (void **s)
   proto_buf_free (&b);
 }
 
+/* Two levels of nesting (batch -> records -> samples), and the uplink's
+ * trick: one-record batches encoded back to back decode as one batch. */
+static void
+test_usage_batch (void **s)
+{
+  (void) s;
+  struct error err = { 0 };
+  struct msg_usage_sample smp[2] = {
+    { .id = "shop.main.web", .version = 3, .cpu_usec = 1234567890123ull, .memory_current = 1 << 30 },
+    { .id = "shop.pr-7.api", .version = 1, .net_tx = 42, .disk_bytes = 4096 },
+  };
+  struct msg_usage_record recs[2] = {
+    { .seq = 7, .ts_ms = 1700000000000ull, .boot_id = "b", .samples = smp, .n_samples = 2 },
+    { .seq = 8, .ts_ms = 1700000001000ull, .boot_id = "b", .samples = &smp[1], .n_samples = 1 },
+  };
+  struct proto_buf all = { 0 }, one = { 0 };
+  for (int i = 0; i < 2; i++)
+    {
+      struct msg_usage_batch single = { &recs[i], 1, 0 };
+      assert_int_equal (proto_encode (MSG_USAGE_BATCH, &single, &one, &err), 0);
+      proto_buf_append (&all, one.data, one.len);
+    }
+  proto_put_varint (&all, 2, 5); /* lost_before */
+  struct msg_usage_batch out;
+  assert_int_equal (proto_decode (MSG_USAGE_BATCH, all.data, all.len, &out, &err), 0);
+  assert_int_equal (out.n_records, 2);
+  assert_int_equal (out.lost_before, 5);
+  assert_int_equal (out.records[0].seq, 7);
+  assert_int_equal (out.records[0].n_samples, 2);
+  assert_true (out.records[0].samples[0].cpu_usec == 1234567890123ull);
+  assert_string_equal (out.records[0].samples[1].id, "shop.pr-7.api");
+  assert_int_equal (out.records[1].samples[0].disk_bytes, 4096);
+  assert_string_equal (out.records[1].boot_id, "b");
+  proto_msg_clear (MSG_USAGE_BATCH, &out);
+  proto_buf_free (&all);
+  proto_buf_free (&one);
+}
+
 static void
 test_unknown_fields_skipped (void **s)
 {
@@ -314,7 +352,7 @@ main (void)
     cmocka_unit_test (test_varints),          cmocka_unit_test (test_deploy_roundtrip),
     cmocka_unit_test (test_nested_lists),     cmocka_unit_test (test_unknown_fields_skipped),
     cmocka_unit_test (test_malformed_payloads), cmocka_unit_test (test_too_many_items),
-    cmocka_unit_test (test_framing),
+    cmocka_unit_test (test_framing),          cmocka_unit_test (test_usage_batch),
   };
   return cmocka_run_group_tests_name ("proto", tests, NULL, NULL);
 }

@@ -67,7 +67,7 @@ render (struct daemon *d, size_t *len)
                "# TYPE agentd_uplink_connected gauge\nagentd_uplink_connected %d\n"
                "# HELP agentd_uplink_acked_seq The highest journal record the control plane holds.\n"
                "# TYPE agentd_uplink_acked_seq gauge\nagentd_uplink_acked_seq %llu\n"
-               "# HELP agentd_uplink_ack_delay_seconds From a sample to the control plane's durable ack.\n"
+               "# HELP agentd_uplink_ack_delay_seconds From a sample to the control plane's durable ack, over the last minute.\n"
                "# TYPE agentd_uplink_ack_delay_seconds summary\n"
                "agentd_uplink_ack_delay_seconds{quantile=\"0.5\"} %.6f\n"
                "agentd_uplink_ack_delay_seconds{quantile=\"0.99\"} %.6f\n"

@@ -24,6 +24,7 @@
 #define BACKOFF_MAX_S 30.0
 #define MAX_QUERIES 16
 #define ACK_DELAYS 4096 /* kept for the delay quantiles */
+#define DELAY_WINDOW_S 60.0 /* the quantiles cover the acks of the last minute */
 
 struct cmd
 {
@@ -76,7 +77,11 @@ struct uplink
 
   /* Shared with uplink_stats (under lock). */
   uint64_t stat_acked, stat_acks;
-  float delays[ACK_DELAYS]; /* seconds, a ring */
+  struct
+  {
+    double at; /* monotonic seconds of the ack */
+    float delay_s;
+  } delays[ACK_DELAYS]; /* a ring */
 };
 
 static void
@@ -335,7 +340,8 @@ record_ack (struct uplink *u, uint32_t reqid)
         double delay = (double) (log_now_us () / 1000 - u->sent[i].newest_ms) / 1000.0;
         u->sent[i].reqid = 0;
         pthread_mutex_lock (&u->lock);
-        u->delays[u->stat_acks % ACK_DELAYS] = (float) delay;
+        u->delays[u->stat_acks % ACK_DELAYS].at = monotonic_seconds ();
+        u->delays[u->stat_acks % ACK_DELAYS].delay_s = (float) delay;
         u->stat_acks++;
         u->stat_acked = u->acked;
         pthread_mutex_unlock (&u->lock);
@@ -705,14 +711,17 @@ cmp_float (const void *a, const void *b)
 void
 uplink_stats (struct uplink *u, struct uplink_stats *out)
 {
-  static float sorted[ACK_DELAYS];
+  float sorted[ACK_DELAYS];
   memset (out, 0, sizeof *out);
   pthread_mutex_lock (&u->lock);
   out->connected = u->connected;
   out->acked_seq = u->stat_acked;
   out->acks = u->stat_acks;
-  size_t n = u->stat_acks < ACK_DELAYS ? (size_t) u->stat_acks : ACK_DELAYS;
-  memcpy (sorted, u->delays, n * sizeof *sorted);
+  size_t kept = u->stat_acks < ACK_DELAYS ? (size_t) u->stat_acks : ACK_DELAYS, n = 0;
+  double since = monotonic_seconds () - DELAY_WINDOW_S;
+  for (size_t i = 0; i < kept; i++)
+    if (u->delays[i].at >= since)
+      sorted[n++] = u->delays[i].delay_s;
   pthread_mutex_unlock (&u->lock);
   if (n == 0)
     return;

@@ -63,8 +63,8 @@ void uplink_notify (struct uplink *u);
  * -1 (and err) when the control plane is not connected. */
 int uplink_usage (struct uplink *u, uint64_t client, uint32_t reqid, const struct msg_usage *m,
                   struct error *err);
-/* The uplink's figures for /metrics: delays from a record's sample to its
- * acknowledgement, over the last ACK_DELAYS acknowledged batches. */
+/* The uplink's figures for /metrics: delays from a batch's newest sample
+ * to its acknowledgement, over the acks of the last minute. */
 struct uplink_stats
 {
   bool connected;

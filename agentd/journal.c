@@ -17,10 +17,25 @@
 
 /* A record: u32 payload length, u32 CRC-32C of the payload (both little
  * endian), then the payload: varint seq, varint ts_ms, varint length +
- * boot id, varint n, and n samples (varint length + id, then the version
- * and the nine counters as varints). */
+ * boot id, varint k (values per sample), varint n, and n samples (varint
+ * length + id, then k varints: the version and the counters in the order
+ * of SAMPLE_VALUES). A reader takes the values it knows and skips the
+ * rest; values a record lacks are 0. */
 #define RECORD_HEADER 8
 #define RECORD_MAX (16u << 20)
+#define SAMPLE_VALUES 13
+#define SAMPLE_VALUES_MAX 64
+
+/* A sample's values, in journal order. */
+static void
+sample_values (struct msg_usage_sample *s, uint64_t *v[SAMPLE_VALUES])
+{
+  uint64_t *f[SAMPLE_VALUES] = { &s->version,   &s->cpu_usec, &s->memory_current, &s->memory_peak,
+                                 &s->io_read,   &s->io_write, &s->pids,           &s->net_rx,
+                                 &s->net_tx,    &s->disk_bytes, &s->psi_cpu_us,   &s->psi_memory_us,
+                                 &s->psi_io_us };
+  memcpy (v, f, sizeof f);
+}
 
 struct journal
 {
@@ -132,8 +147,9 @@ decode_payload (const uint8_t *p, size_t n, struct msg_usage_record *r)
   const char *boot = get_string (&c, &len);
   if (boot)
     r->boot_id = strndup (boot, len);
+  uint64_t k = get_varint (&c);
   uint64_t count = get_varint (&c);
-  if (c.bad || count > n)
+  if (c.bad || count > n || k > SAMPLE_VALUES_MAX)
     {
       record_clear (r);
       return -1;
@@ -149,11 +165,14 @@ decode_payload (const uint8_t *p, size_t n, struct msg_usage_record *r)
         break;
       s->id = strndup (id, len);
       r->n_samples++;
-      uint64_t *f[] = { &s->version, &s->cpu_usec, &s->memory_current, &s->memory_peak,
-                        &s->io_read, &s->io_write, &s->pids, &s->net_rx, &s->net_tx,
-                        &s->disk_bytes };
-      for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
-        *f[k] = get_varint (&c);
+      uint64_t *f[SAMPLE_VALUES];
+      sample_values (s, f);
+      for (uint64_t v = 0; v < k; v++)
+        {
+          uint64_t x = get_varint (&c);
+          if (v < SAMPLE_VALUES)
+            *f[v] = x;
+        }
     }
   if (c.bad || c.at != n)
     {
@@ -446,15 +465,16 @@ journal_append (struct journal *j, uint64_t ts_ms, const struct msg_usage_sample
   put_varint (&b, j->next_seq);
   put_varint (&b, ts_ms);
   put_string (&b, j->boot_id);
+  put_varint (&b, SAMPLE_VALUES);
   put_varint (&b, n);
   for (size_t i = 0; i < n; i++)
     {
       put_string (&b, s[i].id);
-      const uint64_t v[] = { s[i].version, s[i].cpu_usec, s[i].memory_current, s[i].memory_peak,
-                             s[i].io_read, s[i].io_write, s[i].pids,           s[i].net_rx,
-                             s[i].net_tx,  s[i].disk_bytes };
-      for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
-        put_varint (&b, v[k]);
+      struct msg_usage_sample copy = s[i];
+      uint64_t *v[SAMPLE_VALUES];
+      sample_values (&copy, v);
+      for (size_t k = 0; k < SAMPLE_VALUES; k++)
+        put_varint (&b, *v[k]);
     }
   if (b.oom || b.len - RECORD_HEADER > RECORD_MAX)
     {

@@ -76,7 +76,10 @@ sample_one (struct instance *in, double now, struct msg_usage_sample *out)
                                     u.pids_current,
                                     net_counter (in, 0),
                                     net_counter (in, 1),
-                                    disk_bytes (in, now) };
+                                    disk_bytes (in, now),
+                                    u.psi_cpu_us,
+                                    u.psi_memory_us,
+                                    u.psi_io_us };
   return true;
 }
 

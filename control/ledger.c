@@ -17,13 +17,15 @@ static const char SCHEMA[]
       "  samples INTEGER, PRIMARY KEY (node, boot, seq)) WITHOUT ROWID;"
       /* The last counters of each run (a version on a boot of a node). */
       "CREATE TABLE IF NOT EXISTS runs (node TEXT, boot TEXT, deployment TEXT, version INTEGER,"
-      "  ts_ms INTEGER, cpu_us INTEGER, net_rx INTEGER, net_tx INTEGER,"
+      "  ts_ms INTEGER, cpu_us INTEGER, net_rx INTEGER, net_tx INTEGER, psi_cpu_us INTEGER,"
+      "  psi_mem_us INTEGER, psi_io_us INTEGER,"
       "  PRIMARY KEY (node, boot, deployment, version)) WITHOUT ROWID;"
       /* Per-second usage: one row per workload per record; ms is the time
        * it covers (a second, more after a gap in sampling). */
       "CREATE TABLE IF NOT EXISTS usage (node TEXT, seq INTEGER, ts_ms INTEGER, project TEXT,"
       "  env TEXT, service TEXT, version INTEGER, ms INTEGER, cpu_us INTEGER,"
-      "  mem_byte_s INTEGER, disk_byte_s INTEGER, net_rx INTEGER, net_tx INTEGER, cost REAL);"
+      "  mem_byte_s INTEGER, disk_byte_s INTEGER, net_rx INTEGER, net_tx INTEGER, cost REAL,"
+      "  psi_cpu_us INTEGER, psi_mem_us INTEGER, psi_io_us INTEGER);"
       "CREATE INDEX IF NOT EXISTS usage_by_service ON usage (project, env, service, ts_ms);"
       "CREATE TABLE IF NOT EXISTS projects (project TEXT PRIMARY KEY,"
       "  credited REAL NOT NULL DEFAULT 0, charged REAL NOT NULL DEFAULT 0,"
@@ -53,10 +55,11 @@ static const char *const SQL[S_COUNT] = {
   [S_SET_ACKED] = "INSERT INTO nodes (node, acked_seq, boot, updated_ms) VALUES (?1, ?2, ?3, ?4)"
                   " ON CONFLICT (node) DO UPDATE SET acked_seq = ?2, boot = ?3, updated_ms = ?4",
   [S_RECORD] = "INSERT OR IGNORE INTO records VALUES (?1, ?2, ?3, ?4, ?5)",
-  [S_RUN_GET] = "SELECT ts_ms, cpu_us, net_rx, net_tx FROM runs"
+  [S_RUN_GET] = "SELECT ts_ms, cpu_us, net_rx, net_tx, psi_cpu_us, psi_mem_us, psi_io_us FROM runs"
                 " WHERE node = ?1 AND boot = ?2 AND deployment = ?3 AND version = ?4",
-  [S_RUN_PUT] = "INSERT OR REPLACE INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-  [S_USAGE] = "INSERT INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+  [S_RUN_PUT] = "INSERT OR REPLACE INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+  [S_USAGE] = "INSERT INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+              " ?15, ?16, ?17)",
   [S_PROJECT_ENSURE] = "INSERT OR IGNORE INTO projects (project) VALUES (?1)",
   [S_CHARGE] = "UPDATE projects SET charged = charged + ?2 WHERE project = ?1",
   [S_PROJECT_GET] = "SELECT credited, charged, limited, alerted, stopped FROM projects"
@@ -248,30 +251,34 @@ ingest_sample (struct ledger *l, const struct rates *rates, const char *node,
     return 0; /* not a deployment's sample: nothing to bill to */
   const char *boot = rec->boot_id ? rec->boot_id : "";
   sqlite3_stmt *st = bind (l, S_RUN_GET, "ttti", node, boot, s->id, s->version);
-  uint64_t ms = 1000, cpu = s->cpu_usec, rx = s->net_rx, tx = s->net_tx;
+  /* The counters that are differenced: CPU, network, pressure stalls. */
+  uint64_t ms = 1000;
+  uint64_t d[6] = { s->cpu_usec, s->net_rx, s->net_tx, s->psi_cpu_us, s->psi_memory_us, s->psi_io_us };
   if (sqlite3_step (st) == SQLITE_ROW)
     {
       uint64_t pts = (uint64_t) sqlite3_column_int64 (st, 0);
-      uint64_t pcpu = (uint64_t) sqlite3_column_int64 (st, 1);
-      uint64_t prx = (uint64_t) sqlite3_column_int64 (st, 2);
-      uint64_t ptx = (uint64_t) sqlite3_column_int64 (st, 3);
-      if (rec->ts_ms > pts && cpu >= pcpu && rx >= prx && tx >= ptx)
+      bool same_run = rec->ts_ms > pts;
+      for (int i = 0; i < 6; i++)
+        same_run &= d[i] >= (uint64_t) sqlite3_column_int64 (st, 1 + i);
+      if (same_run)
         {
           ms = rec->ts_ms - pts;
-          cpu -= pcpu;
-          rx -= prx;
-          tx -= ptx;
+          for (int i = 0; i < 6; i++)
+            d[i] -= (uint64_t) sqlite3_column_int64 (st, 1 + i);
         }
     }
   sqlite3_reset (st);
+  uint64_t cpu = d[0], rx = d[1], tx = d[2];
   uint64_t mem = (uint64_t) ((double) s->memory_current * ms / 1000.0);
   uint64_t disk = (uint64_t) ((double) s->disk_bytes * ms / 1000.0);
   double cost = cpu / 1e6 * rates->vcpu_second + mem / 1e9 * rates->memory_gb_second
                 + disk / 1e9 * rates->storage_gb_second + tx / 1e9 * rates->egress_gb;
-  if (step_done (l, bind (l, S_RUN_PUT, "tttiiiii", node, boot, s->id, s->version, rec->ts_ms,
-                          s->cpu_usec, s->net_rx, s->net_tx), err) < 0
-      || step_done (l, bind (l, S_USAGE, "tiitttiiiiiiid", node, rec->seq, rec->ts_ms, project, env,
-                             service, s->version, ms, cpu, mem, disk, rx, tx, cost), err) < 0
+  if (step_done (l, bind (l, S_RUN_PUT, "tttiiiiiiii", node, boot, s->id, s->version, rec->ts_ms,
+                          s->cpu_usec, s->net_rx, s->net_tx, s->psi_cpu_us, s->psi_memory_us,
+                          s->psi_io_us), err) < 0
+      || step_done (l, bind (l, S_USAGE, "tiitttiiiiiiidiii", node, rec->seq, rec->ts_ms, project,
+                             env, service, s->version, ms, cpu, mem, disk, rx, tx, cost, d[3], d[4],
+                             d[5]), err) < 0
       || step_done (l, bind (l, S_PROJECT_ENSURE, "t", project), err) < 0
       || step_done (l, bind (l, S_CHARGE, "td", project, cost), err) < 0)
     return -1;
@@ -442,7 +449,7 @@ ledger_usage (struct ledger *l, const struct usage_query *q, struct usage_line *
   const char *sql
       = "SELECT project, env, service, CASE WHEN ?5 > 0 THEN ts_ms / 1000 / ?5 * ?5 ELSE 0 END"
         " AS bucket, SUM(ms), SUM(cpu_us), SUM(mem_byte_s), SUM(disk_byte_s), SUM(net_rx),"
-        " SUM(net_tx), SUM(cost) FROM usage"
+        " SUM(net_tx), SUM(cost), SUM(psi_cpu_us), SUM(psi_mem_us), SUM(psi_io_us) FROM usage"
         " WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR env = ?2)"
         " AND (?3 IS NULL OR service = ?3) AND ts_ms >= ?4"
         " GROUP BY project, env, service, bucket ORDER BY project, env, service, bucket";
@@ -482,6 +489,8 @@ ledger_usage (struct ledger *l, const struct usage_query *q, struct usage_line *
       for (int k = 0; k < 5; k++)
         *f[k] = (uint64_t) sqlite3_column_int64 (st, 5 + k);
       u->cost = sqlite3_column_double (st, 10);
+      for (int k = 0; k < 3; k++)
+        u->psi_us[k] = (uint64_t) sqlite3_column_int64 (st, 11 + k);
     }
   if (r != SQLITE_DONE)
     {

@@ -69,6 +69,7 @@ struct usage_line
   uint64_t bucket;  /* unix seconds at the bucket's start (bucket_s != 0) */
   uint64_t seconds; /* workload-seconds billed */
   uint64_t cpu_us, memory_byte_s, disk_byte_s, net_rx, net_tx;
+  uint64_t psi_us[3]; /* stalls on CPU, memory, I/O (cgroup v2) */
   double cost;
 };
 

@@ -221,6 +221,10 @@ cmd_usage (const struct opts *o)
                                    "cost_usd", u->cost);
           if (q.bucket_s)
             json_object_set_new (row, "time", json_string (when));
+          const char *psi[] = { "cpu_pressure_seconds", "memory_pressure_seconds",
+                                "io_pressure_seconds" };
+          for (int k = 0; k < 3; k++)
+            json_object_set_new (row, psi[k], json_real (u->psi_us[k] / 1e6));
           json_array_append_new (arr, row);
         }
       else

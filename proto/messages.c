@@ -207,6 +207,9 @@ static const struct field_desc usage_sample_fields[] = {
   F (9, K_U64, struct msg_usage_sample, net_rx),
   F (10, K_U64, struct msg_usage_sample, net_tx),
   F (11, K_U64, struct msg_usage_sample, disk_bytes),
+  F (12, K_U64, struct msg_usage_sample, psi_cpu_us),
+  F (13, K_U64, struct msg_usage_sample, psi_memory_us),
+  F (14, K_U64, struct msg_usage_sample, psi_io_us),
 };
 static const struct proto_msg_desc usage_sample_desc
     = DESC (0, "USAGE_SAMPLE", struct msg_usage_sample, usage_sample_fields);

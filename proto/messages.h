@@ -196,6 +196,7 @@ struct msg_usage_sample
   uint64_t version;
   uint64_t cpu_usec, memory_current, memory_peak, io_read, io_write, pids, net_rx, net_tx;
   uint64_t disk_bytes; /* the writable layer */
+  uint64_t psi_cpu_us, psi_memory_us, psi_io_us; /* cgroup v2 pressure stalls ("some") */
 };
 
 /* One second of one node: every running workload's sample. (node, boot_id,

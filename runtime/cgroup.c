@@ -120,6 +120,19 @@ cgroup_parse_keyed (const char *text, const char *key, uint64_t *out)
   return -1;
 }
 
+int
+cgroup_parse_psi_some (const char *text, uint64_t *out)
+{
+  if (strncmp (text, "some ", 5) != 0)
+    return -1;
+  const char *eol = strchr (text, '\n');
+  const char *t = strstr (text, " total=");
+  if (t == NULL || (eol && t > eol))
+    return -1;
+  *out = strtoull (t + 7, NULL, 10);
+  return 0;
+}
+
 void
 cgroup_parse_io_stat_v2 (const char *text, uint64_t *rd, uint64_t *wr)
 {

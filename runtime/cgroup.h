@@ -84,6 +84,8 @@ int cgroup_destroy (struct cgroup *cg, struct error *err);
 /* Parse helpers shared by both backends (exposed for the unit tests). */
 /* Value of `key` in "key value\n" lines (cpu.stat, memory.events). */
 int cgroup_parse_keyed (const char *text, const char *key, uint64_t *out);
+/* A PSI file's "some ... total=N": microseconds some task stalled. */
+int cgroup_parse_psi_some (const char *text, uint64_t *out);
 /* Sum of rbytes=/wbytes= over the devices of a v2 io.stat. */
 void cgroup_parse_io_stat_v2 (const char *text, uint64_t *rd, uint64_t *wr);
 /* Sum of "MAJ:MIN Read N" / "Write N" lines of v1 blkio io_service_bytes. */

@@ -12,6 +12,9 @@ enum cgroup_stat_file
   CGS_MEM_PEAK,
   CGS_PIDS,
   CGS_IO,
+  CGS_PSI_CPU, /* v2: cpu.pressure, memory.pressure, io.pressure */
+  CGS_PSI_MEM,
+  CGS_PSI_IO,
   CGS_N
 };
 

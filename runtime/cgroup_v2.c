@@ -131,5 +131,17 @@ cgroup_v2_usage (struct cgroup *cg, struct rt_usage *out, struct error *err)
   out->pids_current = read_u64 (cg, CGS_PIDS, "pids.current");
   if (cgroup_stat_read (cg, CGS_IO, cg->dirfd[0], "io.stat", buf, sizeof buf) == 0)
     cgroup_parse_io_stat_v2 (buf, &out->io_read_bytes, &out->io_write_bytes);
+  /* Pressure stall information (absent when the kernel runs with psi=0). */
+  const struct
+  {
+    enum cgroup_stat_file which;
+    const char *name;
+    uint64_t *out;
+  } psi[] = { { CGS_PSI_CPU, "cpu.pressure", &out->psi_cpu_us },
+              { CGS_PSI_MEM, "memory.pressure", &out->psi_memory_us },
+              { CGS_PSI_IO, "io.pressure", &out->psi_io_us } };
+  for (size_t i = 0; i < sizeof psi / sizeof psi[0]; i++)
+    if (cgroup_stat_read (cg, psi[i].which, cg->dirfd[0], psi[i].name, buf, sizeof buf) == 0)
+      cgroup_parse_psi_some (buf, psi[i].out);
   return 0;
 }

@@ -91,6 +91,9 @@ struct rt_usage
   uint64_t pids_current;
   uint64_t io_read_bytes;
   uint64_t io_write_bytes;
+  /* cgroup v2: cumulative µs some task waited for CPU, memory, I/O (PSI);
+   * 0 on v1. */
+  uint64_t psi_cpu_us, psi_memory_us, psi_io_us;
 };
 
 /* state_dir holds per-container directories (mount points, ephemeral upper

@@ -331,6 +331,14 @@ test_cpu_quota_holds (void **s_)
   /* A quarter of a CPU over one second: about 250 ms of CPU time. */
   fprintf (stderr, "# cpu quota 0.25 over 1 s: used %llu us\n", (unsigned long long) r.usage.cpu_usec);
   assert_in_range (r.usage.cpu_usec, 150000, 350000);
+  /* Throttled three quarters of the time: on cgroup v2 the stall shows in
+   * its CPU pressure (PSI), which the meter reports. */
+  if (rt_runtime_cgroup_version (rt) == RT_CGROUP_V2 && access ("/proc/pressure/cpu", R_OK) == 0)
+    {
+      fprintf (stderr, "# cpu pressure (some) while throttled: %llu us\n",
+               (unsigned long long) r.usage.psi_cpu_us);
+      assert_true (r.usage.psi_cpu_us > 100000);
+    }
 }
 
 static void

@@ -107,6 +107,11 @@ test_stat_parsers (void **s)
                          "8:16 Read 1\nTotal 12289\n", &rd, &wr);
   assert_int_equal (rd, 4097);
   assert_int_equal (wr, 8192);
+  assert_int_equal (cgroup_parse_psi_some ("some avg10=0.00 avg60=1.50 avg300=0.00 total=98765\n"
+                                           "full avg10=0.00 avg60=0.00 avg300=0.00 total=5\n", &v), 0);
+  assert_int_equal (v, 98765);
+  assert_int_equal (cgroup_parse_psi_some ("full avg10=0.00 total=5\n", &v), -1);
+  assert_int_equal (cgroup_parse_psi_some ("some avg10=0.00\nfull total=5\n", &v), -1);
 }
 
 int

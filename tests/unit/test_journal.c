@@ -23,6 +23,7 @@ struct seen
   uint64_t cpu[16];
   size_t n, samples;
   char first_id[64];
+  uint64_t first_psi_cpu, first_psi_io, first_disk;
 };
 
 static int
@@ -35,7 +36,12 @@ collect (void *ctx, const struct msg_usage_record *r)
       s->cpu[s->n] = r->n_samples ? r->samples[r->n_samples - 1].cpu_usec : 0;
     }
   if (s->n == 0 && r->n_samples)
-    snprintf (s->first_id, sizeof s->first_id, "%s", r->samples[0].id);
+    {
+      snprintf (s->first_id, sizeof s->first_id, "%s", r->samples[0].id);
+      s->first_psi_cpu = r->samples[0].psi_cpu_us;
+      s->first_psi_io = r->samples[0].psi_io_us;
+      s->first_disk = r->samples[0].disk_bytes;
+    }
   s->n++;
   s->samples += r->n_samples;
   return 0;
@@ -48,8 +54,8 @@ append_three (struct journal *j)
   for (uint64_t i = 1; i <= 3; i++)
     {
       struct msg_usage_sample s[2] = {
-        { (char *) "shop.production.web", 3, 1000 * i, 64u << 20, 70u << 20, 0, 4096 * i, 5, 100 * i, 200 * i, 8192 },
-        { (char *) "shop.pr-7.api", 1, 1234567890123ull * i, 1, 1, 1, 1, 1, 1, 1, 0 },
+        { (char *) "shop.production.web", 3, 1000 * i, 64u << 20, 70u << 20, 0, 4096 * i, 5, 100 * i, 200 * i, 8192, 11 * i, 0, 7 },
+        { (char *) "shop.pr-7.api", 1, 1234567890123ull * i, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0 },
       };
       assert_int_equal (journal_append (j, 1700000000000ull + i * 1000, s, 2, &err), 0);
     }
@@ -81,6 +87,9 @@ test_roundtrip_and_seq (void **s)
   assert_int_equal (seen.seqs[2], 3);
   assert_true (seen.cpu[2] == 3 * 1234567890123ull);
   assert_string_equal (seen.first_id, "shop.production.web");
+  assert_int_equal (seen.first_disk, 8192);
+  assert_int_equal (seen.first_psi_cpu, 11);
+  assert_int_equal (seen.first_psi_io, 7);
 
   assert_int_equal (journal_open (dir, 0, &j, &err), 0);
   assert_int_equal (journal_next_seq (j), 4);

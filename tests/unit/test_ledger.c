@@ -38,7 +38,8 @@ make_batch (struct msg_usage_batch *b, struct msg_usage_record *recs,
       samples[i] = (struct msg_usage_sample){ .id = (char *) "shop.main.web",
                                               .version = 1,
                                               .cpu_usec = cpu0 + cpu_step * (i + 1),
-                                              .memory_current = 100000000 };
+                                              .memory_current = 100000000,
+                                              .psi_cpu_us = 100 * (first + i) };
       recs[i] = (struct msg_usage_record){ .seq = first + i,
                                            .ts_ms = 1700000000000ull + (first + i) * 1000,
                                            .boot_id = (char *) "boot-a",
@@ -83,6 +84,7 @@ test_replay_bills_nothing (void **s)
   assert_int_equal (t.seconds, 10);
   assert_int_equal (t.cpu_us, 5000000);
   assert_int_equal (t.memory_byte_s, 1000000000); /* 0.1 GB for 10 s */
+  assert_int_equal (t.psi_us[0], 1000);           /* stalls add up like CPU */
   double expect = 5 * 0.00000772 + 1.0 * 0.00000386;
   assert_true (t.cost > expect * 0.999 && t.cost < expect * 1.001);
 

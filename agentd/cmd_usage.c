@@ -45,8 +45,11 @@ cmd_usage (int argc, char **argv)
       case 'h':
         puts ("Usage: agentd usage [--root DIR] [--since SECONDS] [--json]\n\n"
               "What each deployment used, from this node's usage journal (sampled once a\n"
-              "second): CPU-seconds, memory GB-seconds, network bytes, and the cost at the\n"
-              "default rates ($0.00000772 per vCPU-second, $0.00000386 per GB-second).");
+              "second): CPU-seconds, memory and storage GB-seconds, network bytes, and the\n"
+              "cost at the default rates ($0.00000772 per vCPU-second, $0.00000386 per memory\n"
+              "GB-second, $0.00000006 per storage GB-second, $0.05 per GB sent). With a\n"
+              "control plane (serve --control), segments it has acknowledged are deleted:\n"
+              "its ledger (controld usage) holds the whole bill.");
         return 0;
       default:
         fprintf (stderr, "agentd usage: unknown or incomplete option `%s`\n", argv[optind - 1]);
@@ -64,20 +67,22 @@ cmd_usage (int argc, char **argv)
     }
   json_t *arr = json_array ();
   if (!json)
-    printf ("%-34s %8s %10s %12s %12s %12s %12s\n", "DEPLOYMENT", "SECONDS", "CPU-S", "MEM GB-S",
-            "NET RX", "NET TX", "COST $");
+    printf ("%-34s %8s %10s %12s %12s %12s %12s %12s\n", "DEPLOYMENT", "SECONDS", "CPU-S",
+            "MEM GB-S", "DISK GB-S", "NET RX", "NET TX", "COST $");
   for (size_t k = 0; k < ns; k++)
     {
       const struct usage_total *x = &sums[k];
       if (json)
-        json_array_append_new (arr, json_pack ("{s:s, s:I, s:f, s:f, s:I, s:I, s:f}", "deployment",
-                                               x->id, "seconds", (json_int_t) x->seconds,
-                                               "cpu_seconds", x->cpu_s, "memory_gb_seconds", x->gb_s,
-                                               "net_rx_bytes", (json_int_t) x->rx, "net_tx_bytes",
-                                               (json_int_t) x->tx, "cost_usd", usage_cost (x)));
+        json_array_append_new (arr, json_pack ("{s:s, s:I, s:f, s:f, s:f, s:I, s:I, s:f}",
+                                               "deployment", x->id, "seconds",
+                                               (json_int_t) x->seconds, "cpu_seconds", x->cpu_s,
+                                               "memory_gb_seconds", x->gb_s, "storage_gb_seconds",
+                                               x->disk_gb_s, "net_rx_bytes", (json_int_t) x->rx,
+                                               "net_tx_bytes", (json_int_t) x->tx, "cost_usd",
+                                               usage_cost (x)));
       else
-        printf ("%-34s %8" PRIu64 " %10.3f %12.3f %12" PRIu64 " %12" PRIu64 " %12.8f\n", x->id,
-                x->seconds, x->cpu_s, x->gb_s, x->rx, x->tx, usage_cost (x));
+        printf ("%-34s %8" PRIu64 " %10.3f %12.3f %12.3f %12" PRIu64 " %12" PRIu64 " %12.8f\n",
+                x->id, x->seconds, x->cpu_s, x->gb_s, x->disk_gb_s, x->rx, x->tx, usage_cost (x));
     }
   if (json)
     {

@@ -379,6 +379,16 @@ do_usage (struct client *cl, uint32_t reqid, const struct msg_usage *m)
   free (t);
 }
 
+/* A project the control plane stopped for want of credits, or -1. */
+static int
+credit_stop_index (struct daemon *d, const char *project)
+{
+  for (int i = 0; i < d->n_credit_stops; i++)
+    if (strcmp (d->credit_stops[i], project) == 0)
+      return i;
+  return -1;
+}
+
 static void
 dispatch (struct client *cl, const struct proto_frame *f)
 {
@@ -417,7 +427,12 @@ dispatch (struct client *cl, const struct proto_frame *f)
   switch (t)
     {
     case MSG_DEPLOY:
-      if (deploy_request (cl->d, cl, id, &m.deploy, &err) < 0)
+      if (m.deploy.project && credit_stop_index (cl->d, m.deploy.project) >= 0)
+        client_error (cl, id, PROTO_E_DENIED,
+                      "project %s is out of credits on the control plane at %s: add credits "
+                      "(controld credits add %s DOLLARS), then deploy again",
+                      m.deploy.project, cl->d->control.addr_text, m.deploy.project);
+      else if (deploy_request (cl->d, cl, id, &m.deploy, &err) < 0)
         client_error (cl, id, err.code == ENOENT ? PROTO_E_NOT_FOUND : PROTO_E_INVALID, "%s",
                       err.msg);
       break;
@@ -465,10 +480,13 @@ on_client (struct loop_handler *h, uint32_t events)
 }
 
 /* The control plane ran out of a project's credits: its workloads stop
- * (taken down as by deploy down), and the control plane hears which. */
+ * (taken down as by deploy down), the control plane hears which, and its
+ * deploys are refused until it says the credits are back. */
 static void
 stop_project (struct daemon *d, uint32_t reqid, const char *project)
 {
+  if (credit_stop_index (d, project) < 0 && d->n_credit_stops < 64)
+    snprintf (d->credit_stops[d->n_credit_stops++], sizeof d->credit_stops[0], "%s", project);
   char *stopped[512];
   size_t n = 0;
   struct error err = { 0 };
@@ -498,8 +516,15 @@ uplink_events (struct loop_handler *h, uint32_t events)
   struct uplink_event ev;
   while (uplink_next_event (d->uplink, &ev) == 1)
     {
+      int k;
       if (ev.kind == UPLINK_STOP_PROJECT)
         stop_project (d, ev.reqid, ev.project);
+      else if (ev.kind == UPLINK_RESUME_PROJECT)
+        {
+          if ((k = credit_stop_index (d, ev.project)) >= 0)
+            memcpy (d->credit_stops[k], d->credit_stops[--d->n_credit_stops], sizeof d->credit_stops[k]);
+          fprintf (stderr, "agentd: project %s has credits again: deploys are taken\n", ev.project);
+        }
       else
         {
           struct client *cl = d->clients;

@@ -200,6 +200,8 @@ struct daemon
   struct uplink_config control; /* --control: the uplink's settings */
   struct uplink *uplink;        /* running when has_control */
   struct loop_handler uplink_h;
+  char credit_stops[64][16];    /* projects the control plane stopped: deploys refused */
+  int n_credit_stops;
   uint64_t client_serial;       /* the last client's */
   uint64_t images_clock;
   /* The preparer thread (prepare.c). */

@@ -408,6 +408,17 @@ on_frame (struct uplink *u, const struct proto_frame *f, struct error *err)
         push_event (u, &ev);
         return 0;
       }
+    case MSG_RESUME_PROJECT:
+      {
+        struct msg_resume_project m;
+        if (proto_decode (MSG_RESUME_PROJECT, f->payload, f->h.length, &m, err) < 0)
+          return -1;
+        struct uplink_event ev = { .kind = UPLINK_RESUME_PROJECT };
+        snprintf (ev.project, sizeof ev.project, "%s", m.project ? m.project : "");
+        proto_msg_clear (MSG_RESUME_PROJECT, &m);
+        push_event (u, &ev);
+        return 0;
+      }
     default:
       fprintf (stderr, "agentd: uplink: ignored %s from the control plane\n",
                proto_msg_name (f->h.type));

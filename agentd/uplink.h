@@ -30,6 +30,7 @@ enum uplink_event_kind
 {
   UPLINK_STOP_PROJECT, /* the control plane says: stop this project's workloads */
   UPLINK_USAGE_REPLY,  /* the answer to uplink_usage: a USAGE_RESULT or an ERROR */
+  UPLINK_RESUME_PROJECT, /* its credits are back: take its deploys again */
 };
 
 struct uplink_event

@@ -571,3 +571,31 @@ ledger_events (struct ledger *l, struct event_line **out, size_t *n, struct erro
     return error_set (err, ENOMEM, "events");
   return 0;
 }
+
+int
+ledger_stopped_projects (struct ledger *l, char ***out, struct error *err)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2 (l->db, "SELECT project FROM projects WHERE stopped AND limited"
+                                 " ORDER BY project", -1, &st, NULL) != SQLITE_OK)
+    return db_error (l, err, "stopped projects");
+  size_t n = 0, cap = 8;
+  char **v = calloc (cap + 1, sizeof *v);
+  while (v && sqlite3_step (st) == SQLITE_ROW)
+    {
+      if (n == cap)
+        {
+          char **g = realloc (v, ((cap *= 2) + 1) * sizeof *g);
+          if (g == NULL)
+            break;
+          v = g;
+        }
+      if ((v[n] = strdup ((const char *) sqlite3_column_text (st, 0))) != NULL)
+        v[++n] = NULL;
+    }
+  sqlite3_finalize (st);
+  if (v == NULL)
+    return error_set (err, ENOMEM, "stopped projects");
+  *out = v;
+  return 0;
+}

@@ -85,6 +85,9 @@ struct credit_line
 
 int ledger_credits (struct ledger *l, struct credit_line **out, size_t *n, struct error *err);
 
+/* The projects stopped for want of credits (NULL-terminated, strdup'ed). */
+int ledger_stopped_projects (struct ledger *l, char ***out, struct error *err);
+
 struct event_line
 {
   uint64_t ts_ms;

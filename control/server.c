@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,13 +35,48 @@ struct node_conn
   struct node_conn *next;
 };
 
+#define CREDIT_CHECK_S 2 /* how often the stopped projects are looked up */
+
 struct server
 {
   const struct server_config *cfg;
   struct ledger *ledger;
-  int epfd, listen_fd, signal_fd;
+  int epfd, listen_fd, signal_fd, timer_fd;
   struct node_conn *conns;
+  char **stopped; /* projects out of credits, as last looked up */
 };
+
+static bool
+in_list (char **list, const char *s)
+{
+  for (char **p = list; p && *p; p++)
+    if (strcmp (*p, s) == 0)
+      return true;
+  return false;
+}
+
+static void
+list_add (char ***list, const char *s)
+{
+  size_t n = 0;
+  while (*list && (*list)[n])
+    n++;
+  char **g = realloc (*list, (n + 2) * sizeof *g);
+  if (g == NULL)
+    return;
+  if ((g[n] = strdup (s)) != NULL)
+    n++;
+  g[n] = NULL;
+  *list = g;
+}
+
+static void
+free_list (char **list)
+{
+  for (char **p = list; p && *p; p++)
+    free (*p);
+  free (list);
+}
 
 static void
 conn_close (struct server *s, struct node_conn *c)
@@ -114,6 +150,8 @@ valid_node_id (const char *id)
   return true;
 }
 
+static void send_stop (struct node_conn *c, const char *project);
+
 static void
 on_hello (struct server *s, struct node_conn *c, uint32_t reqid, const struct msg_hello *m)
 {
@@ -151,6 +189,14 @@ on_hello (struct server *s, struct node_conn *c, uint32_t reqid, const struct ms
   fprintf (stderr, "controld: node %s connected (boot %s), acknowledged up to %llu\n", c->node,
            m->boot_id ? m->boot_id : "?", (unsigned long long) r.acked_seq);
   send_msg (c, MSG_HELLO_RESULT, PROTO_F_REPLY, reqid, &r);
+  /* Projects out of credits stay stopped on a node that (re)connects. */
+  char **stopped;
+  if (ledger_stopped_projects (s->ledger, &stopped, &err) == 0)
+    {
+      for (char **p = stopped; *p; p++)
+        send_stop (c, *p);
+      free_list (stopped);
+    }
 }
 
 /* Tell the node, once per connection, to stop a project's workloads. */
@@ -171,6 +217,52 @@ send_stop (struct node_conn *c, const char *project)
   send_msg (c, MSG_STOP_PROJECT, 0, ++c->next_reqid, &m);
 }
 
+/* Credits added (by controld credits add, another process) let a stopped
+ * project deploy again; a project stopped through one node's batches is
+ * stopped on every node. */
+static void
+check_credits (struct server *s)
+{
+  char **now;
+  struct error err = { 0 };
+  if (ledger_stopped_projects (s->ledger, &now, &err) < 0)
+    {
+      fprintf (stderr, "controld: %s\n", err.msg);
+      return;
+    }
+  for (char **p = s->stopped; p && *p; p++)
+    if (!in_list (now, *p))
+      {
+        fprintf (stderr, "controld: project %s has credits again: its deploys are taken\n", *p);
+        struct msg_resume_project m = { *p };
+        for (struct node_conn *c = s->conns; c; c = c->next)
+          {
+            if (!c->hello)
+              continue;
+            for (size_t i = 0; i < c->n_stop_sent; i++)
+              if (strcmp (c->stop_sent[i], *p) == 0)
+                {
+                  free (c->stop_sent[i]);
+                  c->stop_sent[i] = c->stop_sent[--c->n_stop_sent];
+                  break;
+                }
+            send_msg (c, MSG_RESUME_PROJECT, 0, ++c->next_reqid, &m);
+          }
+      }
+  for (char **p = now; *p; p++)
+    if (!in_list (s->stopped, *p))
+      for (struct node_conn *c = s->conns; c; c = c->next)
+        if (c->hello)
+          send_stop (c, *p);
+  free_list (s->stopped);
+  s->stopped = now;
+  for (struct node_conn *c = s->conns, *next; c; c = next)
+    {
+      next = c->next;
+      conn_flush (s, c);
+    }
+}
+
 static void
 on_batch (struct server *s, struct node_conn *c, uint32_t reqid, const struct msg_usage_batch *b)
 {
@@ -185,7 +277,11 @@ on_batch (struct server *s, struct node_conn *c, uint32_t reqid, const struct ms
   struct msg_usage_ack ack = { r.acked };
   send_msg (c, MSG_USAGE_ACK, PROTO_F_REPLY, reqid, &ack);
   for (char **p = r.stop_projects; p && *p; p++)
-    send_stop (c, *p);
+    {
+      send_stop (c, *p);
+      if (!in_list (s->stopped, *p))
+        list_add (&s->stopped, *p); /* so that credits added soon after resume it */
+    }
   ingest_result_clear (&r);
 }
 
@@ -341,7 +437,8 @@ on_accept (struct server *s)
 int
 server_run (const struct server_config *cfg, struct ledger *ledger, struct error *err)
 {
-  struct server s = { .cfg = cfg, .ledger = ledger, .epfd = -1, .listen_fd = -1, .signal_fd = -1 };
+  struct server s = { .cfg = cfg, .ledger = ledger, .epfd = -1, .listen_fd = -1, .signal_fd = -1,
+                      .timer_fd = -1 };
   sigset_t set;
   sigemptyset (&set);
   sigaddset (&set, SIGINT);
@@ -352,7 +449,10 @@ server_run (const struct server_config *cfg, struct ledger *ledger, struct error
   s.listen_fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   s.signal_fd = signalfd (-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   s.epfd = epoll_create1 (EPOLL_CLOEXEC);
-  if (s.listen_fd < 0 || s.signal_fd < 0 || s.epfd < 0)
+  s.timer_fd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  struct itimerspec its = { { CREDIT_CHECK_S, 0 }, { CREDIT_CHECK_S, 0 } };
+  if (s.listen_fd < 0 || s.signal_fd < 0 || s.epfd < 0 || s.timer_fd < 0
+      || timerfd_settime (s.timer_fd, 0, &its, NULL) < 0)
     {
       error_set (err, errno, "controld: set up");
       goto out;
@@ -367,7 +467,11 @@ server_run (const struct server_config *cfg, struct ledger *ledger, struct error
   struct epoll_event lev = { .events = EPOLLIN, .data.ptr = &s.listen_fd };
   struct epoll_event sev = { .events = EPOLLIN, .data.ptr = &s.signal_fd };
   epoll_ctl (s.epfd, EPOLL_CTL_ADD, s.listen_fd, &lev);
+  struct epoll_event tev = { .events = EPOLLIN, .data.ptr = &s.timer_fd };
   epoll_ctl (s.epfd, EPOLL_CTL_ADD, s.signal_fd, &sev);
+  epoll_ctl (s.epfd, EPOLL_CTL_ADD, s.timer_fd, &tev);
+  if (ledger_stopped_projects (ledger, &s.stopped, err) < 0)
+    goto out;
   fprintf (stderr, "controld: listening on %s%s\n", cfg->listen_text,
            cfg->token[0] ? " (nodes need the token)" : "");
   for (;;)
@@ -383,6 +487,12 @@ server_run (const struct server_config *cfg, struct ledger *ledger, struct error
         {
           if (evs[i].data.ptr == &s.listen_fd)
             on_accept (&s);
+          else if (evs[i].data.ptr == &s.timer_fd)
+            {
+              uint64_t ticks;
+              if (read (s.timer_fd, &ticks, sizeof ticks) > 0)
+                check_credits (&s);
+            }
           else if (evs[i].data.ptr == &s.signal_fd)
             {
               fprintf (stderr, "controld: stopping\n");
@@ -400,6 +510,9 @@ out:
     close (s.listen_fd);
   if (s.signal_fd >= 0)
     close (s.signal_fd);
+  if (s.timer_fd >= 0)
+    close (s.timer_fd);
+  free_list (s.stopped);
   if (s.epfd >= 0)
     close (s.epfd);
   return rc;

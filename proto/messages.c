@@ -248,6 +248,10 @@ static const struct field_desc stop_project_fields[] = {
   F (2, K_STR, struct msg_stop_project, reason),
 };
 
+static const struct field_desc resume_project_fields[] = {
+  F (1, K_STR, struct msg_resume_project, project),
+};
+
 static const struct field_desc stop_project_result_fields[] = {
   F (1, K_STR, struct msg_stop_project_result, project),
   F (2, K_STR_LIST, struct msg_stop_project_result, stopped),
@@ -278,6 +282,7 @@ static const struct proto_msg_desc descs[] = {
   DESC (MSG_STOP_PROJECT, "STOP_PROJECT", struct msg_stop_project, stop_project_fields),
   DESC (MSG_STOP_PROJECT_RESULT, "STOP_PROJECT_RESULT", struct msg_stop_project_result,
         stop_project_result_fields),
+  DESC (MSG_RESUME_PROJECT, "RESUME_PROJECT", struct msg_resume_project, resume_project_fields),
 };
 
 const struct proto_msg_desc *

@@ -35,6 +35,7 @@ enum proto_type
   MSG_USAGE_ACK = 0x83,
   MSG_STOP_PROJECT = 0x84,
   MSG_STOP_PROJECT_RESULT = 0x85,
+  MSG_RESUME_PROJECT = 0x86,
 };
 
 /* Error codes carried by MSG_ERROR. */
@@ -235,6 +236,11 @@ struct msg_usage_ack
 struct msg_stop_project
 {
   char *project, *reason;
+};
+
+struct msg_resume_project
+{
+  char *project;
 };
 
 struct msg_stop_project_result

@@ -237,6 +237,19 @@ else
   not_ok "only that project" "$("$CONTROLD" events --db "$db" | tail -3)"
 fi
 if "$CONTROLD" events --db "$db" | grep -q "alert.*other.*100%"; then ok "the credit alerts are recorded"; else not_ok "alerts"; fi
+out=$(D 2 up --image probe --project other --env main --service again -- sleep 1000 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "out of credits.*controld credits add other"; then
+  ok "a deploy of a project out of credits is refused, saying what to do"
+else
+  not_ok "deploy refused when out of credits" "$out"
+fi
+"$CONTROLD" credits add other 1 --db "$db" 2>/dev/null
+if wait_for 10 grep -q "project other has credits again" "$work/agentd2.log" \
+   && D 2 up --image probe --project other --env main --service again -- sleep 1000 >/dev/null 2>&1; then
+  ok "credits added: the node takes the project's deploys again"
+else
+  not_ok "resume after credits" "$(tail -3 "$work/agentd2.log")" "$("$CONTROLD" events --db "$db" 2>&1 | tail -4)" "$("$CONTROLD" credits --db "$db" 2>&1)"
+fi
 out=$("$CONTROLD" usage --db "$db" --project meter --by minute)
 if echo "$out" | grep -q "meter.*spin" && echo "$out" | grep -q '^total \$'; then ok "controld usage --by minute prints the bill"; else not_ok "controld usage" "$out"; fi
 # A clean stop, and nothing a sanitizer build would report (leaks at exit).

@@ -8,32 +8,25 @@
 #include "../common/yamldoc.h"
 
 static int
+uid_item (struct yaml_doc *y, const yaml_event_t *ev, size_t n, void *ctx)
+{
+  struct agentd_config *c = ctx;
+  int64_t v = 0;
+  struct error perr = { 0 };
+  if (parse_count ((const char *) ev->data.scalar.value, 4294967294LL, &v, &perr) < 0)
+    return yaml_doc_fail (y, ev, "allow_uids: numeric uids, at most %d", AGENTD_CONFIG_MAX_UIDS);
+  c->allow_uids[n] = (uid_t) v;
+  c->n_allow_uids = (int) n + 1;
+  return 0;
+}
+
+static int
 uid_list (struct yaml_doc *y, struct agentd_config *c)
 {
-  yaml_event_t ev;
-  if (yaml_doc_expect (y, YAML_SEQUENCE_START_EVENT, "allow_uids", "a list of numeric uids") < 0)
-    return -1;
-  for (;;)
-    {
-      if (yaml_doc_next (y, &ev) < 0)
-        return -1;
-      if (ev.type == YAML_SEQUENCE_END_EVENT)
-        {
-          yaml_event_delete (&ev);
-          return 0;
-        }
-      int64_t v = 0;
-      struct error perr = { 0 };
-      int r = 0;
-      if (ev.type != YAML_SCALAR_EVENT || c->n_allow_uids == AGENTD_CONFIG_MAX_UIDS
-          || parse_count ((const char *) ev.data.scalar.value, 4294967294LL, &v, &perr) < 0)
-        r = yaml_doc_fail (y, &ev, "allow_uids: numeric uids, at most %d", AGENTD_CONFIG_MAX_UIDS);
-      else
-        c->allow_uids[c->n_allow_uids++] = (uid_t) v;
-      yaml_event_delete (&ev);
-      if (r < 0)
-        return -1;
-    }
+  return yaml_doc_expect (y, YAML_SEQUENCE_START_EVENT, "allow_uids", "a list of numeric uids") < 0
+             ? -1
+             : yaml_doc_items (y, "allow_uids", "numeric uids, at most 16", AGENTD_CONFIG_MAX_UIDS,
+                               uid_item, c);
 }
 
 static int

@@ -81,6 +81,31 @@ yaml_doc_expect (struct yaml_doc *y, yaml_event_type_t t, const char *key, const
 }
 
 int
+yaml_doc_items (struct yaml_doc *y, const char *key, const char *what, size_t max,
+                yaml_item_fn item, void *ctx)
+{
+  for (size_t n = 0;; n++)
+    {
+      yaml_event_t ev;
+      if (yaml_doc_next (y, &ev) < 0)
+        return -1;
+      int r;
+      if (ev.type == YAML_SEQUENCE_END_EVENT)
+        {
+          yaml_event_delete (&ev);
+          return 0;
+        }
+      if (ev.type != YAML_SCALAR_EVENT || n == max)
+        r = yaml_doc_fail (y, &ev, "%s: %s", key, what);
+      else
+        r = item (y, &ev, n, ctx);
+      yaml_event_delete (&ev);
+      if (r < 0)
+        return -1;
+    }
+}
+
+int
 yaml_doc_string (struct yaml_doc *y, const char *key, char **out)
 {
   yaml_event_t ev;

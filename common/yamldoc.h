@@ -51,6 +51,13 @@ int yaml_doc_next (struct yaml_doc *y, yaml_event_t *ev);
 int yaml_doc_expect (struct yaml_doc *y, yaml_event_type_t t, const char *key, const char *what);
 int yaml_doc_fail (struct yaml_doc *y, const yaml_event_t *ev, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
+/* The items of a list whose start event was read: item() gets each one
+ * that is a scalar (the n-th, from 0; it says what is wrong itself); an
+ * item that is not a scalar, or more than max of them, is an error
+ * "KEY: what". */
+typedef int (*yaml_item_fn) (struct yaml_doc *y, const yaml_event_t *ev, size_t n, void *ctx);
+int yaml_doc_items (struct yaml_doc *y, const char *key, const char *what, size_t max,
+                    yaml_item_fn item, void *ctx);
 /* The value of key as one string (replacing *out). */
 int yaml_doc_string (struct yaml_doc *y, const char *key, char **out);
 int yaml_doc_value (struct yaml_doc *y, const char *key, enum yaml_value kind, uint64_t *out);

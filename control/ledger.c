@@ -442,6 +442,67 @@ ledger_credits_add (struct ledger *l, const char *project, double amount, struct
   return ledger_event (l, "credits", project, NULL, text, err);
 }
 
+/* Step a prepared query to its end, one array element a row (filled by
+ * row, zeroed first); the statement is finalized. */
+static int
+collect_rows (struct ledger *l, sqlite3_stmt *st, size_t elem,
+              void (*row) (sqlite3_stmt *st, void *item), void **out, size_t *n, const char *what,
+              struct error *err)
+{
+  size_t cap = 16;
+  char *items = malloc (cap * elem);
+  int r = SQLITE_NOMEM;
+  *n = 0;
+  while (items && (r = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      if (*n == cap)
+        {
+          char *g = realloc (items, (cap *= 2) * elem);
+          if (g == NULL)
+            {
+              r = SQLITE_NOMEM;
+              break;
+            }
+          items = g;
+        }
+      memset (items + *n * elem, 0, elem);
+      row (st, items + (*n)++ * elem);
+    }
+  if (r != SQLITE_DONE)
+    {
+      db_error (l, err, what);
+      free (items);
+      items = NULL;
+    }
+  sqlite3_finalize (st);
+  *out = items;
+  return items ? 0 : -1;
+}
+
+static void
+text_col (sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+  const char *t = (const char *) sqlite3_column_text (st, col);
+  snprintf (out, cap, "%s", t ? t : "");
+}
+
+static void
+usage_row (sqlite3_stmt *st, void *item)
+{
+  struct usage_line *u = item;
+  text_col (st, 0, u->project, sizeof u->project);
+  text_col (st, 1, u->env, sizeof u->env);
+  text_col (st, 2, u->service, sizeof u->service);
+  u->bucket = (uint64_t) sqlite3_column_int64 (st, 3);
+  u->seconds = ((uint64_t) sqlite3_column_int64 (st, 4) + 500) / 1000;
+  uint64_t *f[] = { &u->cpu_us, &u->memory_byte_s, &u->disk_byte_s, &u->net_rx, &u->net_tx };
+  for (int k = 0; k < 5; k++)
+    *f[k] = (uint64_t) sqlite3_column_int64 (st, 5 + k);
+  u->cost = sqlite3_column_double (st, 10);
+  for (int k = 0; k < 3; k++)
+    u->psi_us[k] = (uint64_t) sqlite3_column_int64 (st, 11 + k);
+}
+
 int
 ledger_usage (struct ledger *l, const struct usage_query *q, struct usage_line **out, size_t *n,
               struct error *err)
@@ -462,44 +523,18 @@ ledger_usage (struct ledger *l, const struct usage_query *q, struct usage_line *
       sqlite3_bind_text (st, i + 1, filters[i], -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64 (st, 4, (sqlite3_int64) q->since_ms);
   sqlite3_bind_int64 (st, 5, (sqlite3_int64) q->bucket_s);
-  size_t cap = 16;
-  *n = 0;
-  *out = malloc (cap * sizeof **out);
-  int r = SQLITE_NOMEM;
-  while (*out && (r = sqlite3_step (st)) == SQLITE_ROW)
-    {
-      if (*n == cap)
-        {
-          struct usage_line *g = realloc (*out, (cap *= 2) * sizeof *g);
-          if (g == NULL)
-            {
-              r = SQLITE_NOMEM;
-              break;
-            }
-          *out = g;
-        }
-      struct usage_line *u = &(*out)[(*n)++];
-      memset (u, 0, sizeof *u);
-      snprintf (u->project, sizeof u->project, "%s", (const char *) sqlite3_column_text (st, 0));
-      snprintf (u->env, sizeof u->env, "%s", (const char *) sqlite3_column_text (st, 1));
-      snprintf (u->service, sizeof u->service, "%s", (const char *) sqlite3_column_text (st, 2));
-      u->bucket = (uint64_t) sqlite3_column_int64 (st, 3);
-      u->seconds = ((uint64_t) sqlite3_column_int64 (st, 4) + 500) / 1000;
-      uint64_t *f[] = { &u->cpu_us, &u->memory_byte_s, &u->disk_byte_s, &u->net_rx, &u->net_tx };
-      for (int k = 0; k < 5; k++)
-        *f[k] = (uint64_t) sqlite3_column_int64 (st, 5 + k);
-      u->cost = sqlite3_column_double (st, 10);
-      for (int k = 0; k < 3; k++)
-        u->psi_us[k] = (uint64_t) sqlite3_column_int64 (st, 11 + k);
-    }
-  if (r != SQLITE_DONE)
-    {
-      db_error (l, err, "usage query");
-      free (*out);
-      *out = NULL;
-    }
-  sqlite3_finalize (st);
-  return r == SQLITE_DONE ? 0 : -1;
+  return collect_rows (l, st, sizeof **out, usage_row, (void **) out, n, "usage query", err);
+}
+
+static void
+credit_row (sqlite3_stmt *st, void *item)
+{
+  struct credit_line *c = item;
+  text_col (st, 0, c->project, sizeof c->project);
+  c->credited = sqlite3_column_double (st, 1);
+  c->charged = sqlite3_column_double (st, 2);
+  c->limited = sqlite3_column_int (st, 3) != 0;
+  c->stopped = sqlite3_column_int (st, 4) != 0;
 }
 
 int
@@ -511,29 +546,18 @@ ledger_credits (struct ledger *l, struct credit_line **out, size_t *n, struct er
                           " ORDER BY project",
                           -1, &st, NULL) != SQLITE_OK)
     return db_error (l, err, "credits query");
-  size_t cap = 16;
-  *n = 0;
-  *out = calloc (cap, sizeof **out);
-  while (*out && sqlite3_step (st) == SQLITE_ROW)
-    {
-      if (*n == cap)
-        {
-          struct credit_line *g = realloc (*out, (cap *= 2) * sizeof *g);
-          if (g == NULL)
-            break;
-          *out = g;
-        }
-      struct credit_line *c = &(*out)[(*n)++];
-      snprintf (c->project, sizeof c->project, "%s", (const char *) sqlite3_column_text (st, 0));
-      c->credited = sqlite3_column_double (st, 1);
-      c->charged = sqlite3_column_double (st, 2);
-      c->limited = sqlite3_column_int (st, 3) != 0;
-      c->stopped = sqlite3_column_int (st, 4) != 0;
-    }
-  sqlite3_finalize (st);
-  if (*out == NULL)
-    return error_set (err, ENOMEM, "credits");
-  return 0;
+  return collect_rows (l, st, sizeof **out, credit_row, (void **) out, n, "credits query", err);
+}
+
+static void
+event_row (sqlite3_stmt *st, void *item)
+{
+  struct event_line *e = item;
+  e->ts_ms = (uint64_t) sqlite3_column_int64 (st, 0);
+  text_col (st, 1, e->kind, sizeof e->kind);
+  text_col (st, 2, e->project, sizeof e->project);
+  text_col (st, 3, e->node, sizeof e->node);
+  text_col (st, 4, e->text, sizeof e->text);
 }
 
 int
@@ -543,33 +567,7 @@ ledger_events (struct ledger *l, struct event_line **out, size_t *n, struct erro
   if (sqlite3_prepare_v2 (l->db, "SELECT ts_ms, kind, project, node, text FROM events ORDER BY rowid",
                           -1, &st, NULL) != SQLITE_OK)
     return db_error (l, err, "events query");
-  size_t cap = 16;
-  *n = 0;
-  *out = malloc (cap * sizeof **out);
-  while (*out && sqlite3_step (st) == SQLITE_ROW)
-    {
-      if (*n == cap)
-        {
-          struct event_line *g = realloc (*out, (cap *= 2) * sizeof *g);
-          if (g == NULL)
-            break;
-          *out = g;
-        }
-      struct event_line *e = &(*out)[(*n)++];
-      e->ts_ms = (uint64_t) sqlite3_column_int64 (st, 0);
-      const char *cols[] = { (const char *) sqlite3_column_text (st, 1),
-                             (const char *) sqlite3_column_text (st, 2),
-                             (const char *) sqlite3_column_text (st, 3),
-                             (const char *) sqlite3_column_text (st, 4) };
-      snprintf (e->kind, sizeof e->kind, "%s", cols[0] ? cols[0] : "");
-      snprintf (e->project, sizeof e->project, "%s", cols[1] ? cols[1] : "");
-      snprintf (e->node, sizeof e->node, "%s", cols[2] ? cols[2] : "");
-      snprintf (e->text, sizeof e->text, "%s", cols[3] ? cols[3] : "");
-    }
-  sqlite3_finalize (st);
-  if (*out == NULL)
-    return error_set (err, ENOMEM, "events");
-  return 0;
+  return collect_rows (l, st, sizeof **out, event_row, (void **) out, n, "events query", err);
 }
 
 int

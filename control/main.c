@@ -79,9 +79,17 @@ parse_opts (int argc, char **argv, struct opts *o)
       case 'b': o->by = optarg; break;
       case 'j': o->json = true; break;
       case 'h': usage (stdout); return 1;
-      default: usage (stderr); return 2;
+      default: fprintf (stderr, "controld: see `controld --help`\n"); return 2;
       }
   return 0;
+}
+
+/* A failed ledger call: say why; the exit status. */
+static int
+failed (const struct error *err)
+{
+  fprintf (stderr, "controld: %s\n", err->msg);
+  return 1;
 }
 
 static int
@@ -94,10 +102,7 @@ cmd_serve (const struct opts *o)
   if (parse_hostport (o->listen, &cfg.listen, &err) < 0
       || (o->token_file && read_token_file (o->token_file, cfg.token, sizeof cfg.token, &err) < 0)
       || (o->rates && rates_load (o->rates, &cfg.rates, &err) < 0))
-    {
-      fprintf (stderr, "controld: %s\n", err.msg);
-      return 2;
-    }
+    return 1 + failed (&err);
   if (!is_loopback (&cfg.listen) && o->token_file == NULL)
     {
       fprintf (stderr, "controld: --listen %s is not a loopback address: give --token-file\n",
@@ -106,15 +111,10 @@ cmd_serve (const struct opts *o)
     }
   struct ledger *l;
   if (ledger_open (o->db, false, &l, &err) < 0)
-    {
-      fprintf (stderr, "controld: %s\n", err.msg);
-      return 1;
-    }
+    return failed (&err);
   int r = server_run (&cfg, l, &err);
-  if (r < 0)
-    fprintf (stderr, "controld: %s\n", err.msg);
   ledger_close (l);
-  return r < 0 ? 1 : 0;
+  return r < 0 ? failed (&err) : 0;
 }
 
 /* A duration ago, or an ISO 8601 UTC time: unix milliseconds. */
@@ -145,20 +145,19 @@ static int
 open_existing (const struct opts *o, struct ledger **l)
 {
   struct error err = { 0 };
-  if (ledger_open (o->db, true, l, &err) < 0)
-    {
-      fprintf (stderr, "controld: %s\n", err.msg);
-      return -1;
-    }
-  return 0;
+  return ledger_open (o->db, true, l, &err) < 0 ? -failed (&err) : 0;
 }
 
+/* The rows as one JSON array on stdout (--json); either way arr is freed. */
 static void
-print_json (json_t *j)
+finish_json (json_t *arr, bool json)
 {
-  json_dumpf (j, stdout, JSON_COMPACT);
-  putchar ('\n');
-  json_decref (j);
+  if (json)
+    {
+      json_dumpf (arr, stdout, JSON_COMPACT);
+      putchar ('\n');
+    }
+  json_decref (arr);
 }
 
 static int
@@ -189,10 +188,7 @@ cmd_usage (const struct opts *o)
   int r = ledger_usage (l, &q, &lines, &n, &err);
   ledger_close (l);
   if (r < 0)
-    {
-      fprintf (stderr, "controld: %s\n", err.msg);
-      return 1;
-    }
+    return failed (&err);
   json_t *arr = json_array ();
   if (!o->json)
     printf ("%-15s %-15s %-15s %s%8s %10s %12s %12s %12s %12s %12s\n", "PROJECT", "ENV", "SERVICE",
@@ -234,13 +230,9 @@ cmd_usage (const struct opts *o)
                 u->cpu_us / 1e6, u->memory_byte_s / 1e9, u->disk_byte_s / 1e9, u->net_rx,
                 u->net_tx, u->cost);
     }
-  if (o->json)
-    print_json (arr);
-  else
-    {
-      json_decref (arr);
-      printf ("total $%.8f\n", total);
-    }
+  finish_json (arr, o->json);
+  if (!o->json)
+    printf ("total $%.8f\n", total);
   free (lines);
   return 0;
 }
@@ -260,14 +252,11 @@ cmd_credits (const struct opts *o, int argc, char **argv)
                            "amount, e.g. 10 or 0.25)\n");
           return 2;
         }
-      if (ledger_open (o->db, false, &l, &err) < 0 || ledger_credits_add (l, argv[1], amount, &err) < 0)
-        {
-          fprintf (stderr, "controld: %s\n", err.msg);
-          ledger_close (l);
-          return 1;
-        }
+      if (ledger_open (o->db, false, &l, &err) < 0)
+        return failed (&err);
+      int r = ledger_credits_add (l, argv[1], amount, &err);
       ledger_close (l);
-      return 0;
+      return r < 0 ? failed (&err) : 0;
     }
   if (argc > 0)
     {
@@ -282,10 +271,7 @@ cmd_credits (const struct opts *o, int argc, char **argv)
   int r = ledger_credits (l, &c, &n, &err);
   ledger_close (l);
   if (r < 0)
-    {
-      fprintf (stderr, "controld: %s\n", err.msg);
-      return 1;
-    }
+    return failed (&err);
   json_t *arr = json_array ();
   if (!o->json)
     printf ("%-15s %14s %14s %14s %s\n", "PROJECT", "CREDITED $", "CHARGED $", "BALANCE $", "STATE");
@@ -301,10 +287,7 @@ cmd_credits (const struct opts *o, int argc, char **argv)
         printf ("%-15s %14.8f %14.8f %14.8f %s\n", c[i].project, c[i].credited, c[i].charged,
                 c[i].credited - c[i].charged, state);
     }
-  if (o->json)
-    print_json (arr);
-  else
-    json_decref (arr);
+  finish_json (arr, o->json);
   free (c);
   return 0;
 }
@@ -321,10 +304,7 @@ cmd_events (const struct opts *o)
   int r = ledger_events (l, &ev, &n, &err);
   ledger_close (l);
   if (r < 0)
-    {
-      fprintf (stderr, "controld: %s\n", err.msg);
-      return 1;
-    }
+    return failed (&err);
   json_t *arr = json_array ();
   for (size_t i = 0; i < n; i++)
     {
@@ -340,10 +320,7 @@ cmd_events (const struct opts *o)
         printf ("%s %-8s %-15s %-15s %s\n", when, ev[i].kind, ev[i].project[0] ? ev[i].project : "-",
                 ev[i].node[0] ? ev[i].node : "-", ev[i].text);
     }
-  if (o->json)
-    print_json (arr);
-  else
-    json_decref (arr);
+  finish_json (arr, o->json);
   free (ev);
   return 0;
 }
@@ -372,7 +349,7 @@ main (int argc, char **argv)
     return cmd_usage (&o);
   if (strcmp (cmd, "events") == 0)
     return cmd_events (&o);
-  fprintf (stderr, "controld: unknown command `%s`\n\n", cmd);
-  usage (stderr);
+  fprintf (stderr, "controld: unknown command `%s` (serve, usage, credits, events; see "
+                   "`controld --help`)\n", cmd);
   return 2;
 }

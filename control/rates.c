@@ -22,33 +22,28 @@ number (struct yaml_doc *y, const yaml_event_t *ev, const char *key, double max,
 }
 
 static int
+threshold_item (struct yaml_doc *y, const yaml_event_t *ev, size_t n, void *ctx)
+{
+  struct rates *r = ctx;
+  double pct = 0;
+  if (number (y, ev, "alert_thresholds", 1000, &pct) < 0)
+    return -1;
+  if (n && pct / 100 <= r->thresholds[n - 1])
+    return yaml_doc_fail (y, ev, "alert_thresholds: percents in increasing order");
+  r->thresholds[n] = pct / 100;
+  r->n_thresholds = (int) n + 1;
+  return 0;
+}
+
+static int
 thresholds (struct yaml_doc *y, struct rates *r)
 {
   if (yaml_doc_expect (y, YAML_SEQUENCE_START_EVENT, "alert_thresholds",
                        "a list of percents, e.g. [50, 80, 100]") < 0)
     return -1;
   r->n_thresholds = 0;
-  for (;;)
-    {
-      yaml_event_t ev;
-      if (yaml_doc_next (y, &ev) < 0)
-        return -1;
-      if (ev.type == YAML_SEQUENCE_END_EVENT)
-        {
-          yaml_event_delete (&ev);
-          return 0;
-        }
-      double pct = 0;
-      int rc = number (y, &ev, "alert_thresholds", 1000, &pct);
-      if (rc == 0 && (r->n_thresholds == (int) (sizeof r->thresholds / sizeof r->thresholds[0])
-                      || (r->n_thresholds && pct / 100 <= r->thresholds[r->n_thresholds - 1])))
-        rc = yaml_doc_fail (y, &ev, "alert_thresholds: at most 8 percents, in increasing order");
-      if (rc == 0)
-        r->thresholds[r->n_thresholds++] = pct / 100;
-      yaml_event_delete (&ev);
-      if (rc < 0)
-        return -1;
-    }
+  return yaml_doc_items (y, "alert_thresholds", "at most 8 percents",
+                         sizeof r->thresholds / sizeof r->thresholds[0], threshold_item, r);
 }
 
 static int

@@ -10,6 +10,15 @@
 #define CONFIG_MAX_DEPTH 2 /* the document mapping, then env or command */
 
 static int
+command_item (struct yaml_doc *y, const yaml_event_t *ev, size_t n, void *ctx)
+{
+  (void) y;
+  struct deploy_config *c = ctx;
+  c->command[n] = strdup ((const char *) ev->data.scalar.value);
+  return 0;
+}
+
+static int
 command_list (struct yaml_doc *y, struct deploy_config *c)
 {
   yaml_event_t ev;
@@ -31,24 +40,8 @@ command_list (struct yaml_doc *y, struct deploy_config *c)
       return -1;
     }
   yaml_event_delete (&ev);
-  for (size_t n = 0;; n++)
-    {
-      if (yaml_doc_next (y, &ev) < 0)
-        return -1;
-      if (ev.type == YAML_SEQUENCE_END_EVENT)
-        {
-          yaml_event_delete (&ev);
-          return 0;
-        }
-      if (ev.type != YAML_SCALAR_EVENT || n == CONFIG_MAX_ITEMS)
-        {
-          yaml_doc_fail (y, &ev, "%s", n == CONFIG_MAX_ITEMS ? "command: too many items" : "command: items must be strings");
-          yaml_event_delete (&ev);
-          return -1;
-        }
-      c->command[n] = strdup ((const char *) ev.data.scalar.value);
-      yaml_event_delete (&ev);
-    }
+  return yaml_doc_items (y, "command", "items must be strings, at most 256", CONFIG_MAX_ITEMS,
+                         command_item, c);
 }
 
 static int

@@ -46,7 +46,7 @@ struct journal
   uint64_t next_seq, total_bytes, max_bytes;
   uint64_t warned_at; /* the seq of the last "filling" warning */
   char boot_id[40];
-  pthread_mutex_t lock; /* total_bytes and segment removal: the uplink releases */
+  pthread_mutex_t lock; /* total_bytes, next_seq and segment removal: the uplink reads and releases */
 };
 
 static uint32_t
@@ -388,9 +388,12 @@ journal_close (struct journal *j)
 }
 
 uint64_t
-journal_next_seq (const struct journal *j)
+journal_next_seq (struct journal *j)
 {
-  return j->next_seq;
+  pthread_mutex_lock (&j->lock);
+  uint64_t seq = j->next_seq;
+  pthread_mutex_unlock (&j->lock);
+  return seq;
 }
 
 /* Remove the oldest segments: quietly those whose every record is at or
@@ -502,8 +505,8 @@ journal_append (struct journal *j, uint64_t ts_ms, const struct msg_usage_sample
   j->seg_bytes += b.len;
   pthread_mutex_lock (&j->lock);
   j->total_bytes += b.len;
-  pthread_mutex_unlock (&j->lock);
   j->next_seq++;
+  pthread_mutex_unlock (&j->lock);
   proto_buf_free (&b);
   return 0;
 }

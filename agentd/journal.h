@@ -20,7 +20,8 @@ struct journal;
  * segments go first, loudly). What was cut is said on stderr. */
 int journal_open (const char *dir, uint64_t max_bytes, struct journal **out, struct error *err);
 void journal_close (struct journal *j);
-uint64_t journal_next_seq (const struct journal *j);
+/* The sequence number the next record gets (safe from any thread). */
+uint64_t journal_next_seq (struct journal *j);
 /* One record, one write. */
 int journal_append (struct journal *j, uint64_t ts_ms, const struct msg_usage_sample *s, size_t n,
                     struct error *err);

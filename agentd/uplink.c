@@ -218,7 +218,8 @@ dial (struct uplink *u, struct error *err)
 static int
 hello (struct uplink *u, struct error *err)
 {
-  struct msg_hello h = { u->cfg.node_id, u->boot_id, u->cfg.token, PROTO_VERSION };
+  struct msg_hello h = { u->cfg.node_id, u->boot_id, u->cfg.token, PROTO_VERSION,
+                         journal_next_seq (u->j) };
   uint32_t id = ++u->next_reqid;
   if (queue_frame (u, MSG_HELLO, 0, id, &h, err) < 0)
     return -1;

@@ -198,6 +198,21 @@ ledger_acked (struct ledger *l, const char *node, uint64_t *acked, struct error 
 }
 
 int
+ledger_journal_reset (struct ledger *l, const char *node, uint64_t next_seq, uint64_t *acked,
+                      struct error *err)
+{
+  char text[200];
+  snprintf (text, sizeof text, "the node's journal starts again at record %llu (the ledger held "
+                               "up to %llu): its sequence restarts there",
+            (unsigned long long) next_seq, (unsigned long long) *acked);
+  *acked = next_seq - 1;
+  sqlite3_stmt *st = bind (l, S_SET_ACKED, "titi", node, *acked, "", now_ms ());
+  if (step_done (l, st, err) < 0 || ledger_event (l, "reset", NULL, node, text, err) < 0)
+    return -1;
+  return 0;
+}
+
+int
 ledger_event (struct ledger *l, const char *kind, const char *project, const char *node,
               const char *text, struct error *err)
 {

@@ -35,6 +35,10 @@ void ledger_close (struct ledger *l);
 
 /* The node's highest contiguous sequence stored (0: none). */
 int ledger_acked (struct ledger *l, const char *node, uint64_t *acked, struct error *err);
+/* A node whose journal starts again at next_seq (it was lost): its ack
+ * moves back to next_seq - 1, and an event says so. */
+int ledger_journal_reset (struct ledger *l, const char *node, uint64_t next_seq, uint64_t *acked,
+                          struct error *err);
 
 /* What a batch did: the new ack, and the projects whose credits ran out
  * (newly or before) among those the batch charged: their workloads on

@@ -178,7 +178,9 @@ on_hello (struct server *s, struct node_conn *c, uint32_t reqid, const struct ms
     }
   struct error err = { 0 };
   struct msg_hello_result r = { 0 };
-  if (ledger_acked (s->ledger, m->node_id, &r.acked_seq, &err) < 0)
+  if (ledger_acked (s->ledger, m->node_id, &r.acked_seq, &err) < 0
+      || (m->next_seq && m->next_seq <= r.acked_seq
+          && ledger_journal_reset (s->ledger, m->node_id, m->next_seq, &r.acked_seq, &err) < 0))
     {
       send_error (c, reqid, PROTO_E_FAILED, "%s", err.msg);
       c->closing = true;

@@ -228,6 +228,7 @@ static const struct field_desc hello_fields[] = {
   F (2, K_STR, struct msg_hello, boot_id),
   F (3, K_STR, struct msg_hello, token),
   F (4, K_U64, struct msg_hello, version),
+  F (5, K_U64, struct msg_hello, next_seq),
 };
 
 static const struct field_desc hello_result_fields[] = {

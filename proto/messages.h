@@ -213,7 +213,8 @@ struct msg_usage_record
 struct msg_hello
 {
   char *node_id, *boot_id, *token;
-  uint64_t version; /* PROTO_VERSION */
+  uint64_t version;  /* PROTO_VERSION */
+  uint64_t next_seq; /* the sequence the node's next record gets */
 };
 
 struct msg_hello_result

@@ -202,6 +202,19 @@ else
   not_ok "nodes apart" "$(q "SELECT node, project, count(*) FROM usage GROUP BY node, project")"
 fi
 
+# A node whose journal is lost (a reinstall) starts again at record 1: the
+# ledger moves its ack back instead of taking the new records for replays.
+kill "$apid2"; wait "$apid2" 2>/dev/null
+rm -rf "$work/root2/journal"
+before=$(q "SELECT count(*) FROM usage WHERE node='n2'")
+start_agentd 2 --token-file "$work/token" || not_ok "agentd n2 restarts"
+if wait_for 15 sh -c "[ \$(sqlite3 -cmd '.timeout 5000' '$db' \"SELECT count(*) FROM usage WHERE node='n2'\") -gt $((before + 2)) ]" \
+   && "$CONTROLD" events --db "$db" | grep -q "reset.*n2.*starts again at record 1"; then
+  ok "a node whose journal was lost is billed again from record 1 (the ledger says so)"
+else
+  not_ok "journal reset" "$("$CONTROLD" events --db "$db" | tail -2)"
+fi
+
 # Hostile frames: each gets an error; controld keeps serving the nodes.
 hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
 len() { printf '%08x' "$1"; }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_d_forceIgnoreChecksum */
 #include <zstd.h>
 
 #include "../common/dlib.h"
@@ -47,6 +48,8 @@ struct decomp
   pthread_cond_t cond;
   struct chunk queue[QUEUE_LEN];
   int head, count;
+  unsigned char *spare[QUEUE_LEN + 2]; /* chunks the reader is done with, reused (no page faults) */
+  int n_spare;
   bool done;          /* producer finished (end or error) */
   bool cancel;        /* consumer gave up */
   struct error perr;  /* producer's error, when done with one */
@@ -255,7 +258,11 @@ producer_main (void *arg)
   struct decomp *d = arg;
   for (;;)
     {
-      struct chunk c = { malloc (CHUNK_SIZE), 0 };
+      pthread_mutex_lock (&d->lock);
+      struct chunk c = { d->n_spare ? d->spare[--d->n_spare] : NULL, 0 };
+      pthread_mutex_unlock (&d->lock);
+      if (c.data == NULL)
+        c.data = malloc (CHUNK_SIZE);
       struct error err = { 0 };
       ssize_t n = c.data ? produce (d, c.data, CHUNK_SIZE, &err) : error_set (&err, ENOMEM, "%s", d->what);
       pthread_mutex_lock (&d->lock);
@@ -329,8 +336,10 @@ decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
           d->gz->crc_flag = ISAL_GZIP;
         }
     }
-  else if (d->comp == COMPRESSION_ZSTD)
-    d->zs = ZSTD_createDStream ();
+  else if (d->comp == COMPRESSION_ZSTD && (d->zs = ZSTD_createDStream ()) != NULL)
+    /* The frame checksum (XXH64) is redundant: the blob's digest and the
+     * diff-id both cover every byte. */
+    ZSTD_DCtx_setParameter (d->zs, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
   if ((d->comp == COMPRESSION_GZIP && d->gz == NULL) || (d->comp == COMPRESSION_ZSTD && d->zs == NULL))
     {
       decomp_free (d);
@@ -351,10 +360,13 @@ decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
 static bool
 next_chunk (struct decomp *d)
 {
-  free (d->cur.data);
+  pthread_mutex_lock (&d->lock);
+  if (d->cur.data && d->n_spare < (int) (sizeof d->spare / sizeof d->spare[0]))
+    d->spare[d->n_spare++] = d->cur.data;
+  else
+    free (d->cur.data);
   d->cur = (struct chunk) { 0 };
   d->cur_pos = 0;
-  pthread_mutex_lock (&d->lock);
   while (d->count == 0 && !d->done)
     pthread_cond_wait (&d->cond, &d->lock);
   bool got = d->count > 0;
@@ -441,6 +453,8 @@ decomp_free (struct decomp *d)
     }
   for (int i = 0; i < d->count; i++)
     free (d->queue[(d->head + i) % QUEUE_LEN].data);
+  for (int i = 0; i < d->n_spare; i++)
+    free (d->spare[i]);
   free (d->cur.data);
   free (d->in);
   free (d->gz);

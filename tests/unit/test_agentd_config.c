@@ -25,7 +25,8 @@ test_full (void **s)
   assert_int_equal (parse ("root: /srv/agentd\nsocket: /run/a.sock\nsubnet: 10.90.0.0/16\n"
                            "bridge: br-agent\nnetwork: off\nport_base: 30000\n"
                            "metrics: 127.0.0.1:9464\nlog_max: 16M\nallow_uids: [1000, 1001]\n"
-                           "socket_group: deployers\n",
+                           "socket_group: deployers\ncontrol: 10.0.0.5:7070\nnode_id: node-1\n"
+                           "token_file: /etc/agentd/token\njournal_max: 256M\njournal_sync: 5s\n",
                            &c, &err),
                     0);
   assert_string_equal (c.root, "/srv/agentd");
@@ -38,6 +39,12 @@ test_full (void **s)
   assert_int_equal (c.n_allow_uids, 2);
   assert_int_equal (c.allow_uids[1], 1001);
   assert_string_equal (c.socket_group, "deployers");
+  assert_string_equal (c.control, "10.0.0.5:7070");
+  assert_string_equal (c.node_id, "node-1");
+  assert_string_equal (c.token_file, "/etc/agentd/token");
+  assert_int_equal (c.journal_max, 256u << 20);
+  assert_true (c.has_journal_sync);
+  assert_int_equal (c.journal_sync, 5);
   agentd_config_clear (&c);
 }
 
@@ -57,6 +64,8 @@ test_hostile (void **s)
     { "root: &r /x\nsocket: *r\n", "anchors are not allowed in agentd.yaml" },
     { "root: {a: {b: c}}\n", "line 1 column 7: root: expected a single value" },
     { "allow_uids: [[1]]\n", "nested too deeply" },
+    { "allow_uids: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]\n", "at most 16" },
+    { "journal_max: lots\n", "line 1 column 14: journal_max" },
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     {

@@ -159,6 +159,27 @@ queue_frame (struct uplink *u, uint8_t type, uint16_t flags, uint32_t reqid, con
   return r;
 }
 
+/* Wait up to secs for events on fd; a stop request ends the wait early.
+ * The fd's revents, 0 on a timeout or a stop. */
+static short
+wait_fd (struct uplink *u, int fd, short events, double secs)
+{
+  double until = monotonic_seconds () + secs;
+  for (;;)
+    {
+      double left = until - monotonic_seconds ();
+      if (left <= 0 || stopping (u))
+        return 0;
+      struct pollfd p[2] = { { fd, events, 0 }, { u->wake_fd, POLLIN, 0 } };
+      if (poll (p, 2, (int) (left * 1000) + 1) < 0 && errno != EINTR)
+        return POLLERR;
+      if (p[1].revents & POLLIN)
+        drain (u->wake_fd);
+      if (p[0].revents)
+        return p[0].revents;
+    }
+}
+
 /* Flush and wait for one frame, up to secs. 1: a frame, 0: timeout, -1. */
 static int
 recv_frame (struct uplink *u, struct proto_frame *f, double secs, struct error *err)
@@ -175,10 +196,8 @@ recv_frame (struct uplink *u, struct proto_frame *f, double secs, struct error *
       double left = until - monotonic_seconds ();
       if (left <= 0 || stopping (u))
         return 0;
-      struct pollfd p = { u->conn.fd, (short) (POLLIN | (pending ? POLLOUT : 0)), 0 };
-      if (poll (&p, 1, (int) (left * 1000) + 1) < 0 && errno != EINTR)
-        return error_set (err, errno, "poll");
-      if (p.revents & (POLLIN | POLLHUP | POLLERR))
+      short rev = wait_fd (u, u->conn.fd, (short) (POLLIN | (pending ? POLLOUT : 0)), left);
+      if (rev & (POLLIN | POLLHUP | POLLERR))
         {
           int rr = proto_conn_read (&u->conn, err);
           if (rr < 0)
@@ -202,10 +221,9 @@ dial (struct uplink *u, struct error *err)
       close (fd);
       return -1;
     }
-  struct pollfd p = { fd, POLLOUT, 0 };
   int e = 0;
   socklen_t len = sizeof e;
-  if (poll (&p, 1, 5000) != 1 || getsockopt (fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e)
+  if (wait_fd (u, fd, POLLOUT, 5) == 0 || getsockopt (fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e)
     {
       error_set (err, e ? e : ETIMEDOUT, "connect to %s", u->cfg.addr_text);
       close (fd);

@@ -58,6 +58,10 @@ render (struct daemon *d, size_t *len)
           metric (f, "agentd_workload_pids", dep, (double) u.pids_current);
         }
     }
+  if (d->journal)
+    fprintf (f, "# HELP agentd_journal_records The last usage record's sequence number.\n"
+                "# TYPE agentd_journal_records counter\nagentd_journal_records %llu\n",
+             (unsigned long long) journal_next_seq (d->journal) - 1);
   if (d->uplink)
     {
       struct uplink_stats st;

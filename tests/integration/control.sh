@@ -60,12 +60,15 @@ start_agentd() {
   k=$1; shift
   rm -f "$work/a$k.sock"
   "$AGENTD" serve --root "$work/root$k" --socket "$work/a$k.sock" --no-network --node-id "n$k" \
-    --control $CTL "$@" >> "$work/agentd$k.log" 2>&1 &
+    --control $CTL --metrics 127.0.0.1:2718$k "$@" >> "$work/agentd$k.log" 2>&1 &
   eval "apid$k=$!"
   pids="$pids $!"
   wait_for 5 test -S "$work/a$k.sock"
 }
 D() { k=$1; shift; "$DEPLOY" --socket "$work/a$k.sock" "$@"; }
+metric() { curl -sf "http://127.0.0.1:2718$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+# The control plane holds every record node N's journal has.
+caught_up() { [ "$(metric "$1" agentd_uplink_acked_seq)" = "$(metric "$1" agentd_journal_records)" ]; }
 
 # An image with the probe beside busybox (spin, hold).
 rootfs=$("$here"/../fixtures/busybox-rootfs.sh)
@@ -124,13 +127,13 @@ printf '\x30\x00\x00\x00\xde\xad\xbe\xefgarbage' >> "$seg"
 start_agentd 1 --token-file "$work/token" || not_ok "agentd n1 starts after the corruption"
 if grep -q "cut a torn or corrupt tail" "$work/agentd1.log"; then ok "a corrupt journal tail is cut and reported"; else not_ok "corrupt tail reported" "$(tail -5 "$work/agentd1.log")"; fi
 if [ "$during" -le $((before + 2)) ]; then ok "while the link is cut nothing reaches the ledger ($before -> $during records)"; else not_ok "the cut held" "$before -> $during"; fi
-sleep 3
+wait_for 15 caught_up 1
 mem_rows=$(D 1 usage --json --project meter --env main mem)
 if echo "$mem_rows" | grep -q '"deployment":"meter.main.mem"'; then ok "deploy usage answers from the control plane's ledger"; else not_ok "deploy usage through agentd" "$mem_rows"; fi
 
 # Stop everything of n1: no more records; then the ledger must equal the journal.
 D 1 down --project meter --env main >/dev/null
-sleep 3
+wait_for 15 caught_up 1 || not_ok "the uplink catches up" "acked $(metric 1 agentd_uplink_acked_seq) of $(metric 1 agentd_journal_records)"
 t1=$(date +%s)
 journal=$("$AGENTD" usage --root "$work/root1" --json)
 jval() { echo "$journal" | grep -o "{[^}]*\"deployment\":\"$1\"[^}]*}" | grep -o "\"$2\":[0-9.e+-]*" | cut -d: -f2; }
@@ -233,8 +236,7 @@ chk2 "a batch before HELLO: denied" 0 "code=6.*HELLO" 41440182000000000000000100
 chk2 "a malformed batch after HELLO: MALFORMED, the connection stays" 3 "code=1" "$hello_frame" 4144018200000000000000020000000304ff01
 chk2 "an unknown message type: UNKNOWN_TYPE, the connection stays" 3 "code=2" "$hello_frame" 41440177000000000000000200000000
 c1=$(q "SELECT count(*) FROM records")
-sleep 3
-if [ "$(q "SELECT count(*) FROM records")" -gt "$c1" ] && kill -0 "$cpid"; then ok "controld keeps serving the nodes after hostile frames"; else not_ok "controld still serves"; fi
+if wait_for 10 sh -c "[ \$(sqlite3 -cmd '.timeout 5000' '$db' 'SELECT count(*) FROM records') -gt $c1 ]" && kill -0 "$cpid"; then ok "controld keeps serving the nodes after hostile frames"; else not_ok "controld still serves"; fi
 
 # Credits: project other gets a sliver; at zero its workloads stop, and nothing else.
 "$CONTROLD" credits add other 0.000000001 --db "$db" 2>/dev/null

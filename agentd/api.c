@@ -379,16 +379,6 @@ do_usage (struct client *cl, uint32_t reqid, const struct msg_usage *m)
   free (t);
 }
 
-/* A project the control plane stopped for want of credits, or -1. */
-static int
-credit_stop_index (struct daemon *d, const char *project)
-{
-  for (int i = 0; i < d->n_credit_stops; i++)
-    if (strcmp (d->credit_stops[i], project) == 0)
-      return i;
-  return -1;
-}
-
 static void
 dispatch (struct client *cl, const struct proto_frame *f)
 {
@@ -427,14 +417,12 @@ dispatch (struct client *cl, const struct proto_frame *f)
   switch (t)
     {
     case MSG_DEPLOY:
-      if (m.deploy.project && credit_stop_index (cl->d, m.deploy.project) >= 0)
-        client_error (cl, id, PROTO_E_DENIED,
-                      "project %s is out of credits on the control plane at %s: add credits "
-                      "(controld credits add %s DOLLARS), then deploy again",
-                      m.deploy.project, cl->d->control.addr_text, m.deploy.project);
-      else if (deploy_request (cl->d, cl, id, &m.deploy, &err) < 0)
-        client_error (cl, id, err.code == ENOENT ? PROTO_E_NOT_FOUND : PROTO_E_INVALID, "%s",
-                      err.msg);
+      if (deploy_request (cl->d, cl, id, &m.deploy, &err) < 0)
+        client_error (cl, id,
+                      err.code == ENOENT   ? PROTO_E_NOT_FOUND
+                      : err.code == EACCES ? PROTO_E_DENIED
+                                           : PROTO_E_INVALID,
+                      "%s", err.msg);
       break;
     case MSG_LIST: do_list (cl, id, &m.list); break;
     case MSG_LOGS: do_logs (cl, id, &m.logs); break;

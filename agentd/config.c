@@ -85,12 +85,9 @@ int
 agentd_config_load (const char *path, struct agentd_config *out, struct error *err)
 {
   memset (out, 0, sizeof *out);
-  char *text;
-  size_t len;
-  if (yaml_doc_read (path, false, &text, &len, err) < 0)
-    return -1;
-  int r = agentd_config_parse (path, text, len, out, err);
-  free (text);
+  int r = yaml_doc_load (path, false, 2, on_key, out, err);
+  if (r < 0)
+    agentd_config_clear (out);
   return r;
 }
 

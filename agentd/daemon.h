@@ -224,6 +224,9 @@ struct deferred
 /* deployments.c */
 int deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_deploy *m,
                     struct error *err);
+/* A project the control plane stopped for want of credits (its index in
+ * d->credit_stops), or -1. */
+int credit_stop_index (struct daemon *d, const char *project);
 struct deployment *deployment_find (struct daemon *d, const char *project, const char *env,
                                     const char *service);
 int deployment_remove (struct daemon *d, struct deployment *dep, struct error *err);

@@ -1115,6 +1115,15 @@ strv_dup (char **v)
 }
 
 int
+credit_stop_index (struct daemon *d, const char *project)
+{
+  for (int i = 0; i < d->n_credit_stops; i++)
+    if (strcmp (d->credit_stops[i], project) == 0)
+      return i;
+  return -1;
+}
+
+int
 deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_deploy *m,
                 struct error *err)
 {
@@ -1122,6 +1131,11 @@ deploy_request (struct daemon *d, struct client *cl, uint32_t reqid, struct msg_
   if (check_name ("project", m->project, err) < 0 || check_name ("env", m->env, err) < 0
       || check_name ("service", m->service, err) < 0 || parse_restart (m->restart, &restart, err) < 0)
     return -1;
+  if (credit_stop_index (d, m->project) >= 0)
+    return error_setx (err, EACCES,
+                       "project %s is out of credits on the control plane at %s: add credits "
+                       "(controld credits add %s DOLLARS), then deploy again",
+                       m->project, d->control.addr_text, m->project);
   if (m->image == NULL || m->image[0] == '\0')
     return error_setx (err, EINVAL, "image: give an image reference");
   if (m->port > 65535)

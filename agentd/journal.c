@@ -49,16 +49,54 @@ struct journal
   pthread_mutex_t lock; /* total_bytes, next_seq and segment removal: the uplink reads and releases */
 };
 
+/* CRC-32C (Castagnoli): the SSE4.2 instruction where the CPU has it (a
+ * whole journal is checked at every start), else a byte table. */
+static uint32_t crc_table[256];
+static bool crc_hw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void
+crc_init (void)
+{
+  for (uint32_t i = 0; i < 256; i++)
+    {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++)
+        c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      crc_table[i] = c;
+    }
+#if defined(__x86_64__)
+  crc_hw = __builtin_cpu_supports ("sse4.2");
+#endif
+}
+
+#if defined(__x86_64__)
+__attribute__ ((target ("sse4.2"))) static uint32_t
+crc32c_hw (uint32_t c, const uint8_t *p, size_t n)
+{
+  for (; n >= 8; n -= 8, p += 8)
+    {
+      uint64_t v;
+      memcpy (&v, p, 8);
+      c = (uint32_t) __builtin_ia32_crc32di (c, v);
+    }
+  for (; n > 0; n--, p++)
+    c = __builtin_ia32_crc32qi (c, *p);
+  return c;
+}
+#endif
+
 static uint32_t
 crc32c (const uint8_t *p, size_t n)
 {
+  pthread_once (&crc_once, crc_init);
+#if defined(__x86_64__)
+  if (crc_hw)
+    return ~crc32c_hw (~0u, p, n);
+#endif
   uint32_t c = ~0u;
   for (size_t i = 0; i < n; i++)
-    {
-      c ^= p[i];
-      for (int k = 0; k < 8; k++)
-        c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    }
+    c = crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
   return ~c;
 }
 

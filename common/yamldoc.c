@@ -242,8 +242,8 @@ yaml_doc_parse (const char *name, const char *text, size_t len, int max_depth, y
   return r;
 }
 
-int
-yaml_doc_read (const char *path, bool missing_ok, char **text, size_t *len, struct error *err)
+static int
+read_doc (const char *path, bool missing_ok, char **text, size_t *len, struct error *err)
 {
   *text = NULL;
   *len = 0;
@@ -268,4 +268,19 @@ yaml_doc_read (const char *path, bool missing_ok, char **text, size_t *len, stru
   *text = buf;
   *len = (size_t) n;
   return 0;
+}
+
+int
+yaml_doc_load (const char *path, bool missing_ok, int max_depth, yaml_key_fn key, void *ctx,
+               struct error *err)
+{
+  char *text;
+  size_t len;
+  if (read_doc (path, missing_ok, &text, &len, err) < 0)
+    return -1;
+  if (text == NULL)
+    return 0;
+  int r = yaml_doc_parse (path, text, len, max_depth, key, ctx, err);
+  free (text);
+  return r;
 }

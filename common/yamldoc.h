@@ -40,9 +40,10 @@ typedef int (*yaml_key_fn) (struct yaml_doc *y, const char *key, const yaml_even
 /* Parse text (named `name` in errors): an empty document is fine. */
 int yaml_doc_parse (const char *name, const char *text, size_t len, int max_depth,
                     yaml_key_fn key, void *ctx, struct error *err);
-/* Read a whole config file (at most YAML_DOC_MAX_BYTES); *text is NULL
- * when it does not exist and missing_ok. */
-int yaml_doc_read (const char *path, bool missing_ok, char **text, size_t *len,
+/* Read a whole config file (at most YAML_DOC_MAX_BYTES) and parse it as
+ * yaml_doc_parse does; a file that does not exist is an empty document
+ * when missing_ok. */
+int yaml_doc_load (const char *path, bool missing_ok, int max_depth, yaml_key_fn key, void *ctx,
                    struct error *err);
 
 int yaml_doc_next (struct yaml_doc *y, yaml_event_t *ev);

@@ -228,34 +228,44 @@ split_id (const char *id, char project[32], char env[32], char service[32])
   return sscanf (id, "%31[^.].%31[^.].%31[^.]%c", project, env, service, &tail) == 3;
 }
 
+/* What a batch costs each project: charged once per project per batch. */
 struct touched
 {
-  char (*names)[32];
+  struct
+  {
+    char name[32];
+    double cost;
+  } *projects;
   size_t n, cap;
 };
 
 static int
-touch (struct touched *t, const char *project)
+touch (struct touched *t, const char *project, double cost)
 {
-  for (size_t i = 0; i < t->n; i++)
-    if (strcmp (t->names[i], project) == 0)
-      return 0;
-  if (t->n == t->cap)
+  size_t i = 0;
+  while (i < t->n && strcmp (t->projects[i].name, project) != 0)
+    i++;
+  if (i == t->n)
     {
-      size_t cap = t->cap ? t->cap * 2 : 8;
-      char (*g)[32] = realloc (t->names, cap * sizeof *g);
-      if (g == NULL)
-        return -1;
-      t->names = g;
-      t->cap = cap;
+      if (t->n == t->cap)
+        {
+          size_t cap = t->cap ? t->cap * 2 : 8;
+          void *g = realloc (t->projects, cap * sizeof *t->projects);
+          if (g == NULL)
+            return -1;
+          t->projects = g;
+          t->cap = cap;
+        }
+      snprintf (t->projects[t->n].name, sizeof t->projects[0].name, "%s", project);
+      t->projects[t->n++].cost = 0;
     }
-  snprintf (t->names[t->n++], 32, "%s", project);
+  t->projects[i].cost += cost;
   return 0;
 }
 
 /* One sample: its usage since the run's previous one (or since the run
  * began, when this is its first sample or its counters went back: a
- * restart), priced and charged. */
+ * restart), priced, and its cost added to its project's for the batch. */
 static int
 ingest_sample (struct ledger *l, const struct rates *rates, const char *node,
                const struct msg_usage_record *rec, const struct msg_usage_sample *s,
@@ -293,11 +303,9 @@ ingest_sample (struct ledger *l, const struct rates *rates, const char *node,
                           s->psi_io_us), err) < 0
       || step_done (l, bind (l, S_USAGE, "tiitttiiiiiiidiii", node, rec->seq, rec->ts_ms, project,
                              env, service, s->version, ms, cpu, mem, disk, rx, tx, cost, d[3], d[4],
-                             d[5]), err) < 0
-      || step_done (l, bind (l, S_PROJECT_ENSURE, "t", project), err) < 0
-      || step_done (l, bind (l, S_CHARGE, "td", project, cost), err) < 0)
+                             d[5]), err) < 0)
     return -1;
-  if (touch (t, project) < 0)
+  if (touch (t, project, cost) < 0)
     return error_set (err, ENOMEM, "ledger");
   return 0;
 }
@@ -398,10 +406,13 @@ ingest (struct ledger *l, const struct rates *rates, const char *node,
     return error_set (err, ENOMEM, "ledger");
   for (size_t i = 0; i < t->n; i++)
     {
+      const char *project = t->projects[i].name;
       bool stop;
-      if (check_credits (l, rates, node, t->names[i], &stop, err) < 0)
+      if (step_done (l, bind (l, S_PROJECT_ENSURE, "t", project), err) < 0
+          || step_done (l, bind (l, S_CHARGE, "td", project, t->projects[i].cost), err) < 0
+          || check_credits (l, rates, node, project, &stop, err) < 0)
         return -1;
-      if (stop && (out->stop_projects[n_stop] = strdup (t->names[i])) != NULL)
+      if (stop && (out->stop_projects[n_stop] = strdup (project)) != NULL)
         n_stop++;
     }
   return 0;
@@ -416,7 +427,7 @@ ledger_ingest (struct ledger *l, const struct rates *rates, const char *node,
     return db_error (l, err, "begin");
   struct touched t = { 0 };
   int r = ingest (l, rates, node, b, out, &t, err);
-  free (t.names);
+  free (t.projects);
   if (r == 0 && sqlite3_exec (l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
     r = db_error (l, err, "commit");
   if (r < 0)

@@ -82,11 +82,5 @@ int
 rates_load (const char *path, struct rates *r, struct error *err)
 {
   rates_default (r);
-  char *text;
-  size_t len;
-  if (yaml_doc_read (path, false, &text, &len, err) < 0)
-    return -1;
-  int rc = yaml_doc_parse (path, text, len, 2, on_key, r, err);
-  free (text);
-  return rc;
+  return yaml_doc_load (path, false, 2, on_key, r, err);
 }

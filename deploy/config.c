@@ -130,14 +130,9 @@ int
 deploy_config_load (const char *path, struct deploy_config *out, struct error *err)
 {
   memset (out, 0, sizeof *out);
-  char *text;
-  size_t len;
-  if (yaml_doc_read (path, true, &text, &len, err) < 0)
-    return -1;
-  if (text == NULL)
-    return 0;
-  int r = deploy_config_parse (path, text, len, out, err);
-  free (text);
+  int r = yaml_doc_load (path, true, CONFIG_MAX_DEPTH, on_key, out, err);
+  if (r < 0)
+    deploy_config_clear (out);
   return r;
 }
 

@@ -62,6 +62,17 @@ append_three (struct journal *j)
   assert_int_equal (journal_sync (j, &err), 0);
 }
 
+/* A journal of three records, closed. */
+static void
+journal_of_three (void)
+{
+  struct error err = { 0 };
+  struct journal *j;
+  assert_int_equal (journal_open (dir, 0, &j, &err), 0);
+  append_three (j);
+  journal_close (j);
+}
+
 static char *
 only_segment (char *out, size_t cap)
 {
@@ -102,9 +113,7 @@ test_torn_tail_cut (void **s)
   (void) s;
   struct error err = { 0 };
   struct journal *j;
-  assert_int_equal (journal_open (dir, 0, &j, &err), 0);
-  append_three (j);
-  journal_close (j);
+  journal_of_three ();
   /* A crash mid-write: half a record at the end. */
   char path[256];
   int fd = open (only_segment (path, sizeof path), O_WRONLY | O_APPEND);
@@ -131,9 +140,7 @@ test_corrupt_record_cut (void **s)
   (void) s;
   struct error err = { 0 };
   struct journal *j;
-  assert_int_equal (journal_open (dir, 0, &j, &err), 0);
-  append_three (j);
-  journal_close (j);
+  journal_of_three ();
   /* Flip a byte inside the last record: its checksum no longer matches. */
   char path[256];
   struct stat st;

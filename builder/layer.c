@@ -20,7 +20,6 @@
 #include "decompress.h"
 
 #define WHITEOUT ".wh."
-#define WRITEBACK_EARLY (16 * 1024)
 #define OPAQUE ".wh..wh..opq"
 
 int
@@ -64,6 +63,7 @@ struct unpack
   /* The parent directory of the previous entry, reused while it repeats. */
   char parent[PATH_MAX];
   int parentfd;
+  bool parent_sgid;  /* it is setgid: what is made in it takes its group */
   struct layer_unpacked *out;
   size_t links_cap;
   uid_t euid;        /* who new files belong to before any chown */
@@ -109,6 +109,16 @@ read_cb (struct archive *a, void *arg, const void **buf)
   return n;
 }
 
+/* The parent may change after it was cached (the root's own entry
+ * sets the root's mode): look it up again. */
+static void
+forget_parent (struct unpack *u)
+{
+  if (u->parentfd >= 0)
+    close (u->parentfd);
+  u->parentfd = -1;
+}
+
 /* The directory an entry goes in, created (with parents) when the tar has
  * no entry for it; never through a symlink. */
 static int
@@ -116,9 +126,7 @@ parent_dir (struct unpack *u, const char *entry, const char *parent)
 {
   if (u->parentfd >= 0 && strcmp (u->parent, parent) == 0)
     return u->parentfd;
-  if (u->parentfd >= 0)
-    close (u->parentfd);
-  u->parentfd = -1;
+  forget_parent (u);
   int fd = open_beneath (u->rootfd, parent, O_RDONLY | O_DIRECTORY, true);
   if (fd < 0 && errno == ENOENT)
     {
@@ -145,10 +153,19 @@ parent_dir (struct unpack *u, const char *entry, const char *parent)
                                            "(writing through links is not allowed)", u->what, entry, parent);
       return error_set (u->err, errno, "%s: entry `%s`: open parent `%s`", u->what, entry, parent);
     }
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    {
+      error_set (u->err, errno, "%s: entry `%s`: parent `%s`", u->what, entry, parent);
+      close (fd);
+      return -1;
+    }
   snprintf (u->parent, sizeof u->parent, "%s", parent);
   u->parentfd = fd;
+  u->parent_sgid = st.st_mode & S_ISGID;
   return fd;
 }
+
 
 /* Make room for a new entry: a later entry replaces an earlier one. */
 static int
@@ -181,20 +198,31 @@ apply_xattrs (struct unpack *u, int fd, struct archive_entry *e, const char *ent
   return 0;
 }
 
-/* Owner first: chown clears setuid/setgid bits that chmod then sets. A
- * file we just created with the entry's mode (fresh) skips what it already
- * has: most entries are ours and mode-exact, and each syscall counts when a
+/* What an entry just made by us (fresh) lacks. It was made with our euid,
+ * egid and the entry's mode less the umask, unless its parent is setgid
+ * (then its group, and a directory's setgid bit, came from the parent).
+ * Most entries are ours and mode-exact, and each syscall counts when a
  * layer has thousands of files. */
+static bool
+chown_needed (const struct unpack *u, struct archive_entry *e, bool fresh)
+{
+  return !fresh || u->parent_sgid || archive_entry_uid (e) != u->euid || archive_entry_gid (e) != u->egid;
+}
+
+static bool
+chmod_needed (const struct unpack *u, struct archive_entry *e, bool fresh)
+{
+  mode_t mode = archive_entry_mode (e) & 07777;
+  return chown_needed (u, e, fresh) || (mode & 07000) || (mode & u->umask);
+}
+
+/* Owner first: chown clears setuid/setgid bits that chmod then sets. */
 static int
 apply_meta (struct unpack *u, int fd, struct archive_entry *e, const char *entry, bool fresh)
 {
-  uid_t uid = archive_entry_uid (e);
-  gid_t gid = archive_entry_gid (e);
-  mode_t mode = archive_entry_mode (e) & 07777;
-  bool chown_needed = !fresh || uid != u->euid || gid != u->egid;
-  if (chown_needed && fchown (fd, uid, gid) < 0)
+  if (chown_needed (u, e, fresh) && fchown (fd, archive_entry_uid (e), archive_entry_gid (e)) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: chown", u->what, entry);
-  if ((chown_needed || (mode & 07000) || (mode & u->umask)) && fchmod (fd, mode) < 0)
+  if (chmod_needed (u, e, fresh) && fchmod (fd, archive_entry_mode (e) & 07777) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: chmod", u->what, entry);
   return apply_xattrs (u, fd, e, entry);
 }
@@ -253,10 +281,6 @@ write_file (struct unpack *u, int dirfd, const char *base, struct archive_entry 
   /* A sparse file can end in a hole that no block covers. */
   if (end != archive_entry_size (e) && ftruncate (fd, archive_entry_size (e)) < 0)
     return error_set (u->err, errno, "%s: entry `%s`: truncate", u->what, entry);
-  /* Start writing big files back now, so that the one syncfs at the end of
-   * the layer finds little left to do. */
-  if (archive_entry_size (e) >= WRITEBACK_EARLY)
-    sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   if (apply_meta (u, fd, e, entry, true) < 0)
     return -1;
   struct timespec ts[2] = { { archive_entry_mtime (e), archive_entry_mtime_nsec (e) },
@@ -280,6 +304,8 @@ make_dir (struct unpack *u, int dirfd, const char *base, struct archive_entry *e
       if (r == 0 && mkdirat (dirfd, base, 0700) < 0)
         return error_set (u->err, errno, "%s: entry `%s`: mkdir", u->what, entry);
     }
+  if (fresh && !chmod_needed (u, e, fresh) && archive_entry_xattr_count (e) == 0)
+    return 0; /* made as the entry says */
   cleanup_close int fd = openat (dirfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return error_set (u->err, errno, "%s: entry `%s`: open", u->what, entry);
@@ -361,6 +387,7 @@ unpack_entry (struct unpack *u, struct archive_entry *e)
        * "." or "/" is an attempt to replace the root. */
       if (type != AE_IFDIR || hardlink)
         return error_setx (u->err, EINVAL, "%s: entry `%s`: only a directory may name the layer root", u->what, raw);
+      forget_parent (u);
       return apply_meta (u, u->rootfd, e, raw, false);
     }
   char *slash = strrchr (path, '/');
@@ -394,7 +421,8 @@ unpack_entry (struct unpack *u, struct archive_entry *e)
         const char *target = archive_entry_symlink (e);
         if (target == NULL || symlinkat (target, dirfd, base) < 0)
           return error_set (u->err, target ? errno : EINVAL, "%s: entry `%s`: symlink", u->what, raw);
-        if (fchownat (dirfd, base, archive_entry_uid (e), archive_entry_gid (e), AT_SYMLINK_NOFOLLOW) < 0)
+        if (chown_needed (u, e, true)
+            && fchownat (dirfd, base, archive_entry_uid (e), archive_entry_gid (e), AT_SYMLINK_NOFOLLOW) < 0)
           return error_set (u->err, errno, "%s: entry `%s`: chown", u->what, raw);
         return 0;
       }
@@ -484,8 +512,7 @@ done:
   if (u->ar)
     archive_read_free (u->ar);
   decomp_free (u->dc);
-  if (u->parentfd >= 0)
-    close (u->parentfd);
+  forget_parent (u);
   free (u);
   if (ret < 0)
     layer_unpacked_clear (out);

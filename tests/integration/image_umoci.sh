@@ -1,7 +1,7 @@
 #!/bin/bash
 # agentd's layer cache against umoci, the reference unpacker: build a
 # multi-layer image with umoci (deletions, an opaque directory, hard links,
-# xattrs, setuid, a symlink), import it with agentd, mount the overlay of
+# xattrs, setuid, a symlink, a setgid directory), import it with agentd, mount the overlay of
 # the cached layers and compare it file by file (type, mode, owner, size,
 # link count, symlink target, content, user xattrs) with `umoci unpack`.
 # Then: the image CLI (images, run --image, rm, gc), oci-archive import, and
@@ -32,6 +32,13 @@ echo payload > "$r/srv/file" && ln "$r/srv/file" "$r/srv/file.link"   # a hard l
 setfattr -n user.note -v hello "$r/srv/file"
 cp "$r/bin/busybox" "$r/srv/suid" && chmod 4755 "$r/srv/suid" && chown 1000:1000 "$r/srv/suid"
 ln -s ../srv/file "$r/usr/file-link"
+# A setgid directory of another group: what is made in it inherits that
+# group (and a directory the bit) unless the layer says otherwise.
+mkdir "$r/srv/shared" && chown 0:50 "$r/srv/shared" && chmod 2775 "$r/srv/shared"
+echo x > "$r/srv/shared/f" && chown 0:0 "$r/srv/shared/f"
+mkdir "$r/srv/shared/sub" && chown 0:0 "$r/srv/shared/sub" && chmod 00755 "$r/srv/shared/sub"
+ln -s f "$r/srv/shared/link" && chown -h 0:0 "$r/srv/shared/link"
+echo y > "$r/srv/shared/g"
 umoci repack --image "$L:app" "$work/bundle" >/dev/null
 
 # Layer 3, by hand: an opaque srv/data and a whiteout of a whole directory.

@@ -256,6 +256,7 @@ static void *
 producer_main (void *arg)
 {
   struct decomp *d = arg;
+  pthread_setname_np (pthread_self (), "inflate");
   for (;;)
     {
       pthread_mutex_lock (&d->lock);

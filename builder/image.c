@@ -42,6 +42,7 @@ static void *
 layer_job_main (void *arg)
 {
   struct layer_job *j = arg;
+  pthread_setname_np (pthread_self (), "unpack");
   char what[DIGEST_WHAT_MAX];
   const struct digest *d = &j->desc->digest;
   digest_what ("layer", d, what);
@@ -92,6 +93,7 @@ static void *
 flusher_main (void *arg)
 {
   struct flusher *f = arg;
+  pthread_setname_np (pthread_self (), "flush");
   pthread_mutex_lock (&f->lock);
   while (!f->stop)
     {
@@ -202,8 +204,6 @@ done:
   for (size_t i = 0; i < started; i++)
     if (jobs[i].tmp[0])
       pthread_join (jobs[i].thread, NULL);
-  if (flushing)
-    flusher_stop (&flusher);
   bool blame_jobs = ret == 0 || err->code == EPIPE;
   for (size_t i = 0; blame_jobs && i < n; i++)
     if (jobs[i].tmp[0] && jobs[i].rc < 0)
@@ -234,9 +234,13 @@ done:
       for (size_t k = 0; k < nl; k++)
         close (lowers[k]);
     }
-  /* One sync for all files, then the layers become visible. */
+  /* One sync for all files, then the layers become visible. The flusher
+   * stops after it: a sync of its own may be under way, and both wait on
+   * the same writeback. */
   if (ret == 0 && started > 0 && syncfs (s->layersfd) < 0)
     ret = error_set (err, errno, "layer cache: sync");
+  if (flushing)
+    flusher_stop (&flusher);
   for (size_t i = 0; i < n; i++)
     {
       struct layer_job *j = &jobs[i];

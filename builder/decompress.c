@@ -21,6 +21,7 @@ struct chunk
 {
   unsigned char *data;
   size_t len;
+  uint64_t seq;      /* its place in the stream */
 };
 
 struct decomp
@@ -48,6 +49,12 @@ struct decomp
   pthread_cond_t cond;
   struct chunk queue[QUEUE_LEN];
   int head, count;
+  uint64_t produced;  /* chunks made so far: the next one's seq */
+  /* The diff-id hash takes chunks in order, by whichever thread has time:
+   * the reader as it takes a chunk, or, ahead of it, the producer instead
+   * of waiting on a full queue. A chunk is recycled only once hashed. */
+  uint64_t hashed;    /* chunks hashed so far: the next one to hash */
+  bool hashing;       /* a thread is hashing chunk `hashed` */
   unsigned char *spare[QUEUE_LEN + 2]; /* chunks the reader is done with, reused (no page faults) */
   int n_spare;
   bool done;          /* producer finished (end or error) */
@@ -139,6 +146,34 @@ rest_is_zero (struct decomp *d)
     if (d->in[i] != 0)
       return false;
   return true;
+}
+
+/* The queued chunk to hash next, when no one is at it (lock held). */
+static bool
+hash_ready (struct decomp *d, struct chunk *out)
+{
+  if (d->hashing)
+    return false;
+  for (int i = 0; i < d->count; i++)
+    if (d->queue[(d->head + i) % QUEUE_LEN].seq == d->hashed)
+      {
+        *out = d->queue[(d->head + i) % QUEUE_LEN];
+        return true;
+      }
+  return false;
+}
+
+/* Hash chunk c, the next in order; the lock is held before and after. */
+static void
+hash_chunk (struct decomp *d, const struct chunk *c)
+{
+  d->hashing = true;
+  pthread_mutex_unlock (&d->lock);
+  sha256_update (d->hash, c->data, c->len);
+  pthread_mutex_lock (&d->lock);
+  d->hashing = false;
+  d->hashed++;
+  pthread_cond_broadcast (&d->cond);
 }
 
 /* Inflate gzip members with ISA-L until out is full or the stream ends. */
@@ -260,15 +295,19 @@ producer_main (void *arg)
   for (;;)
     {
       pthread_mutex_lock (&d->lock);
-      struct chunk c = { d->n_spare ? d->spare[--d->n_spare] : NULL, 0 };
+      struct chunk c = { d->n_spare ? d->spare[--d->n_spare] : NULL, 0, 0 };
       pthread_mutex_unlock (&d->lock);
       if (c.data == NULL)
         c.data = malloc (CHUNK_SIZE);
       struct error err = { 0 };
       ssize_t n = c.data ? produce (d, c.data, CHUNK_SIZE, &err) : error_set (&err, ENOMEM, "%s", d->what);
       pthread_mutex_lock (&d->lock);
+      struct chunk h;
       while (d->count == QUEUE_LEN && !d->cancel)
-        pthread_cond_wait (&d->cond, &d->lock);
+        if (hash_ready (d, &h))
+          hash_chunk (d, &h); /* ahead of the reader: take work off it */
+        else
+          pthread_cond_wait (&d->cond, &d->lock);
       bool stop = d->cancel || n <= 0;
       if (n < 0)
         {
@@ -278,6 +317,7 @@ producer_main (void *arg)
       if (!d->cancel && n > 0)
         {
           c.len = n;
+          c.seq = d->produced++;
           d->queue[(d->head + d->count) % QUEUE_LEN] = c;
           d->count++;
           c.data = NULL;
@@ -362,6 +402,8 @@ static bool
 next_chunk (struct decomp *d)
 {
   pthread_mutex_lock (&d->lock);
+  while (d->cur.data && d->hashed <= d->cur.seq) /* the producer is at it */
+    pthread_cond_wait (&d->cond, &d->lock);
   if (d->cur.data && d->n_spare < (int) (sizeof d->spare / sizeof d->spare[0]))
     d->spare[d->n_spare++] = d->cur.data;
   else
@@ -377,12 +419,10 @@ next_chunk (struct decomp *d)
       d->head = (d->head + 1) % QUEUE_LEN;
       d->count--;
       pthread_cond_broadcast (&d->cond);
+      if (!d->hashing && d->hashed == d->cur.seq)
+        hash_chunk (d, &d->cur);
     }
   pthread_mutex_unlock (&d->lock);
-  /* The diff-id is hashed on the reader's side: measured, that balances
-   * the two threads best for gzip and zstd alike. */
-  if (got)
-    sha256_update (d->hash, d->cur.data, d->cur.len);
   return got;
 }
 

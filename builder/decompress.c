@@ -15,7 +15,7 @@
 
 #define IN_SIZE (256 * 1024)
 #define CHUNK_SIZE (1024 * 1024)
-#define QUEUE_LEN 4
+#define QUEUE_LEN 16 /* 1 MiB chunks: room for the inflate thread to work ahead through stretches of small files */
 
 struct chunk
 {

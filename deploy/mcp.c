@@ -542,13 +542,12 @@ tool_usage (struct mcp *m, json_t *id, json_t *args)
       json_array_append_new (rows, client_usage_json (&r.usage.rows[i], &cost));
       total += cost;
     }
+  const char *source = r.usage.source ? r.usage.source : "journal";
   char text[256];
-  snprintf (text, sizeof text, "%zu service(s) used $%.8f in the period (this node's journal).",
-            json_array_size (rows), total);
-  send_tool_result (m, id,
-                    json_pack ("{s:b, s:s, s:o}", "available", 1, "source",
-                               r.usage.source ? r.usage.source : "journal", "usage", rows),
-                    text, false);
+  snprintf (text, sizeof text, "%zu service(s) used $%.8f in the period (%s).", json_array_size (rows), total,
+            strcmp (source, "control") == 0 ? "the control plane's ledger" : "this node's journal");
+  send_tool_result (m, id, json_pack ("{s:b, s:s, s:o}", "available", 1, "source", source, "usage", rows), text,
+                    false);
   proto_msg_clear (MSG_USAGE_RESULT, &r);
 }
 

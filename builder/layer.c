@@ -166,7 +166,6 @@ parent_dir (struct unpack *u, const char *entry, const char *parent)
   return fd;
 }
 
-
 /* Make room for a new entry: a later entry replaces an earlier one. */
 static int
 clear_name (struct unpack *u, int dirfd, const char *base, const char *entry, bool keep_dir)

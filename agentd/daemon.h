@@ -72,6 +72,7 @@ struct instance
   double health_deadline, next_probe;
   int probe_fd; /* a connect in flight, or -1 */
   int net_fd[2]; /* the host veth's tx_bytes (= its rx) and rx_bytes, kept open */
+  uint64_t net_seen[2]; /* their highest reading: the counters never go back */
   uint64_t disk_bytes; /* its writable layer, measured every DISK_SAMPLE_S */
   double disk_at;
   struct loop_handler probe_h;

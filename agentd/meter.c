@@ -14,7 +14,9 @@
 #define DISK_SAMPLE_S 30.0
 
 /* The host end of the workload's veth sees the reverse direction: what it
- * transmits, the workload received. */
+ * transmits, the workload received. The veth goes away with the workload's
+ * network namespace, maybe before its last sample: then the counter keeps
+ * its last reading (a counter that went back would read as a restart). */
 static uint64_t
 net_counter (struct instance *in, int which)
 {
@@ -26,13 +28,15 @@ net_counter (struct instance *in, int which)
       snprintf (path, sizeof path, "/sys/class/net/%s/statistics/%s", in->net.veth,
                 which == 0 ? "tx_bytes" : "rx_bytes");
       in->net_fd[which] = open (path, O_RDONLY | O_CLOEXEC);
-      if (in->net_fd[which] < 0)
-        return 0;
     }
   char buf[32];
-  if (pread_all (in->net_fd[which], buf, sizeof buf) <= 0)
-    return 0;
-  return strtoull (buf, NULL, 10);
+  if (in->net_fd[which] >= 0 && pread_all (in->net_fd[which], buf, sizeof buf) > 0)
+    {
+      uint64_t v = strtoull (buf, NULL, 10);
+      if (v > in->net_seen[which])
+        in->net_seen[which] = v;
+    }
+  return in->net_seen[which];
 }
 
 void

@@ -71,7 +71,12 @@ add_record (void *ctx, const struct msg_usage_record *rec)
       struct run *r = run_for (t, s, rec->boot_id, now);
       if (r == NULL)
         return -1;
-      memcpy (r->last, now, sizeof r->last);
+      /* CPU decides the run; the network counters only count up in one
+       * (a lower reading bills nothing, as in the ledger). */
+      r->last[0] = now[0];
+      for (int k = 1; k < 3; k++)
+        if (now[k] > r->last[k])
+          r->last[k] = now[k];
       r->gb_seconds += s->memory_current / 1e9; /* one record a second */
       r->disk_gb_seconds += s->disk_bytes / 1e9;
       r->samples++;

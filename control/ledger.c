@@ -264,8 +264,11 @@ touch (struct touched *t, const char *project, double cost)
 }
 
 /* One sample: its usage since the run's previous one (or since the run
- * began, when this is its first sample or its counters went back: a
- * restart), priced, and its cost added to its project's for the batch. */
+ * began, when this is its first sample or its CPU counter went back: a
+ * restart), priced, and its cost added to its project's for the batch.
+ * The other counters only count up within a run: one that reads lower
+ * (a veth that vanished as the workload exited) bills nothing, and is
+ * billed only once it passes its highest value again. */
 static int
 ingest_sample (struct ledger *l, const struct rates *rates, const char *node,
                const struct msg_usage_record *rec, const struct msg_usage_sample *s,
@@ -278,18 +281,19 @@ ingest_sample (struct ledger *l, const struct rates *rates, const char *node,
   sqlite3_stmt *st = bind (l, S_RUN_GET, "ttti", node, boot, s->id, s->version);
   /* The counters that are differenced: CPU, network, pressure stalls. */
   uint64_t ms = 1000;
-  uint64_t d[6] = { s->cpu_usec, s->net_rx, s->net_tx, s->psi_cpu_us, s->psi_memory_us, s->psi_io_us };
-  if (sqlite3_step (st) == SQLITE_ROW)
+  uint64_t now[6] = { s->cpu_usec, s->net_rx, s->net_tx, s->psi_cpu_us, s->psi_memory_us, s->psi_io_us };
+  uint64_t d[6], high[6]; /* the usage, and the counters the run keeps */
+  memcpy (d, now, sizeof d);
+  memcpy (high, now, sizeof high);
+  if (sqlite3_step (st) == SQLITE_ROW && rec->ts_ms > (uint64_t) sqlite3_column_int64 (st, 0)
+      && now[0] >= (uint64_t) sqlite3_column_int64 (st, 1))
     {
-      uint64_t pts = (uint64_t) sqlite3_column_int64 (st, 0);
-      bool same_run = rec->ts_ms > pts;
+      ms = rec->ts_ms - (uint64_t) sqlite3_column_int64 (st, 0);
       for (int i = 0; i < 6; i++)
-        same_run &= d[i] >= (uint64_t) sqlite3_column_int64 (st, 1 + i);
-      if (same_run)
         {
-          ms = rec->ts_ms - pts;
-          for (int i = 0; i < 6; i++)
-            d[i] -= (uint64_t) sqlite3_column_int64 (st, 1 + i);
+          uint64_t prev = (uint64_t) sqlite3_column_int64 (st, 1 + i);
+          d[i] = now[i] > prev ? now[i] - prev : 0;
+          high[i] = now[i] > prev ? now[i] : prev;
         }
     }
   sqlite3_reset (st);
@@ -299,8 +303,7 @@ ingest_sample (struct ledger *l, const struct rates *rates, const char *node,
   double cost = cpu / 1e6 * rates->vcpu_second + mem / 1e9 * rates->memory_gb_second
                 + disk / 1e9 * rates->storage_gb_second + tx / 1e9 * rates->egress_gb;
   if (step_done (l, bind (l, S_RUN_PUT, "tttiiiiiiii", node, boot, s->id, s->version, rec->ts_ms,
-                          s->cpu_usec, s->net_rx, s->net_tx, s->psi_cpu_us, s->psi_memory_us,
-                          s->psi_io_us), err) < 0
+                          high[0], high[1], high[2], high[3], high[4], high[5]), err) < 0
       || step_done (l, bind (l, S_USAGE, "tiitttiiiiiiidiii", node, rec->seq, rec->ts_ms, project,
                              env, service, s->version, ms, cpu, mem, disk, rx, tx, cost, d[3], d[4],
                              d[5]), err) < 0)

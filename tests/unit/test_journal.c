@@ -1,5 +1,6 @@
 /* agentd/journal.c: records round-trip, sequence numbers continue across
- * opens, torn and corrupt tails are cut (and nothing valid is lost). */
+ * opens, torn and corrupt tails are cut (and nothing valid is lost); and
+ * agentd/usage.c's totals over a journal. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "../../agentd/journal.h"
+#include "../../agentd/usage.h"
 #include "scratch_dir.h"
 
 struct seen
@@ -258,6 +260,40 @@ test_release_and_bound (void **s)
   assert_true (seen.seqs[0] > 400);
 }
 
+/* A restart (CPU counting from zero) starts a new run; a network counter
+ * that reads lower for a while (its veth vanished) does not, and neither
+ * bills the run twice nor goes negative. */
+static void
+test_usage_totals_runs (void **s)
+{
+  (void) s;
+  struct error err = { 0 };
+  struct journal *j;
+  assert_int_equal (journal_open (dir, 0, &j, &err), 0);
+  const uint64_t cpu[5] = { 1000000, 2000000, 3000000, 500000, 1500000 };
+  const uint64_t net[5] = { 100, 200, 0, 50, 150 };
+  for (int i = 0; i < 5; i++)
+    {
+      struct msg_usage_sample smp = { .id = (char *) "shop.main.web", .version = 1, .cpu_usec = cpu[i],
+                                      .memory_current = 1000000000, .net_rx = net[i], .net_tx = net[i] };
+      if (i == 2)
+        smp.net_rx = smp.net_tx = 0;
+      assert_int_equal (journal_append (j, 1700000000000ull + (uint64_t) i * 1000, &smp, 1, &err), 0);
+    }
+  journal_close (j);
+  struct usage_total *t;
+  size_t n;
+  assert_int_equal (usage_totals (dir, 0, &t, &n, &err), 0);
+  assert_int_equal (n, 1);
+  /* Run 1: 3 s of CPU and 200 bytes (the 0 reading adds nothing); run 2
+   * (restarted): 1.5 s and 150 bytes, counted from zero. */
+  assert_true (t[0].cpu_s > 4.499 && t[0].cpu_s < 4.501);
+  assert_int_equal (t[0].rx, 350);
+  assert_int_equal (t[0].tx, 350);
+  assert_int_equal (t[0].seconds, 5);
+  free (t);
+}
+
 int
 main (void)
 {
@@ -268,6 +304,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_scan_resumes_where_it_stopped, scratch_setup,
                                      scratch_teardown),
     cmocka_unit_test_setup_teardown (test_release_and_bound, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown (test_usage_totals_runs, scratch_setup, scratch_teardown),
   };
   return cmocka_run_group_tests_name ("journal", tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* control/ledger.c: a batch stored once (a replay bills nothing), usage as
- * differences of cumulative counters (a counter that goes back starts a new
- * run), gaps refused unless the node says they are lost, credits that
- * alert and stop, and rates.yaml. */
+ * differences of cumulative counters (a CPU counter that goes back starts
+ * a new run), gaps refused unless the node says they are lost, credits
+ * that alert and stop, and rates.yaml. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,6 +139,34 @@ test_counter_reset_is_a_new_run (void **s)
   ledger_close (l);
 }
 
+/* Only the CPU counter going back means a restart. A network counter that
+ * drops (the veth vanished as the workload exited) is no new run: billing
+ * the run's whole CPU again would charge it twice. */
+static void
+test_net_counter_drop_is_not_a_new_run (void **s)
+{
+  (void) s;
+  struct ledger *l = open_ledger ();
+  struct rates r;
+  rates_default (&r);
+  struct msg_usage_record recs[4];
+  struct msg_usage_sample smp[4];
+  struct msg_usage_batch b;
+  struct ingest_result res;
+  struct error err = { 0 };
+  make_batch (&b, recs, smp, 1, 4, 0, 1000000);
+  for (int i = 0; i < 4; i++)
+    smp[i].net_rx = smp[i].net_tx = 1000 * (i + 1);
+  smp[2].net_rx = smp[2].net_tx = 0; /* unreadable for a moment */
+  assert_int_equal (ledger_ingest (l, &r, "n1", &b, &res, &err), 0);
+  ingest_result_clear (&res);
+  struct usage_line t = total (l);
+  assert_int_equal (t.cpu_us, 4000000);
+  assert_int_equal (t.net_tx, 4000); /* the drop and the way back bill nothing */
+  assert_int_equal (t.net_rx, 4000);
+  ledger_close (l);
+}
+
 static void
 test_gaps (void **s)
 {
@@ -249,6 +277,8 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_replay_bills_nothing, scratch_setup, scratch_teardown),
     cmocka_unit_test_setup_teardown (test_counter_reset_is_a_new_run, scratch_setup,
+                                     scratch_teardown),
+    cmocka_unit_test_setup_teardown (test_net_counter_drop_is_not_a_new_run, scratch_setup,
                                      scratch_teardown),
     cmocka_unit_test_setup_teardown (test_gaps, scratch_setup, scratch_teardown),
     cmocka_unit_test_setup_teardown (test_credits_alert_then_stop, scratch_setup,

@@ -266,6 +266,8 @@ touch (struct touched *t, const char *project, double cost)
 /* One sample: its usage since the run's previous one (or since the run
  * began, when this is its first sample or its CPU counter went back: a
  * restart), priced, and its cost added to its project's for the batch.
+ * A sample in the same millisecond as the one before (the last one, taken
+ * as the workload exits) covers no time.
  * The other counters only count up within a run: one that reads lower
  * (a veth that vanished as the workload exited) bills nothing, and is
  * billed only once it passes its highest value again. */
@@ -285,10 +287,10 @@ ingest_sample (struct ledger *l, const struct rates *rates, const char *node,
   uint64_t d[6], high[6]; /* the usage, and the counters the run keeps */
   memcpy (d, now, sizeof d);
   memcpy (high, now, sizeof high);
-  if (sqlite3_step (st) == SQLITE_ROW && rec->ts_ms > (uint64_t) sqlite3_column_int64 (st, 0)
-      && now[0] >= (uint64_t) sqlite3_column_int64 (st, 1))
+  if (sqlite3_step (st) == SQLITE_ROW && now[0] >= (uint64_t) sqlite3_column_int64 (st, 1))
     {
-      ms = rec->ts_ms - (uint64_t) sqlite3_column_int64 (st, 0);
+      uint64_t pts = (uint64_t) sqlite3_column_int64 (st, 0);
+      ms = rec->ts_ms > pts ? rec->ts_ms - pts : 0;
       for (int i = 0; i < 6; i++)
         {
           uint64_t prev = (uint64_t) sqlite3_column_int64 (st, 1 + i);

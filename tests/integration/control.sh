@@ -152,7 +152,8 @@ for svc in spin mem brief; do
   jcpu=$(jval "meter.main.$svc" cpu_seconds)
   if [ "$lsamples" != "$jsamples" ] || ! awk -v a="$lcpu" -v b="$jcpu" 'BEGIN { d = a / 1e6 - b; exit !(d < 0.002 && d > -0.002) }'; then
     all_equal=0
-    not_ok "ledger = journal for $svc" "ledger: $lsamples samples, $lcpu us; journal: $jsamples samples, $jcpu s"
+    not_ok "ledger = journal for $svc" "ledger: $lsamples samples, $lcpu us; journal: $jsamples samples, $jcpu s" \
+      "ledger rows (seq ts_ms version ms cpu_us): $(q "SELECT seq, ts_ms, version, ms, cpu_us FROM usage WHERE node='n1' AND service='$svc' ORDER BY seq" | tr '\n' ' ')"
   fi
 done
 [ $all_equal = 1 ] && ok "after both kills, the cut and the cut tail, the ledger equals the journal sample for sample"

@@ -117,23 +117,30 @@ test_replay_bills_nothing (void **s)
   ledger_close (l);
 }
 
+/* One batch from node n1 at the default rates. */
+static void
+ingest (struct ledger *l, struct msg_usage_batch *b)
+{
+  struct rates r;
+  rates_default (&r);
+  struct ingest_result res;
+  struct error err = { 0 };
+  assert_int_equal (ledger_ingest (l, &r, "n1", b, &res, &err), 0);
+  ingest_result_clear (&res);
+}
+
 static void
 test_counter_reset_is_a_new_run (void **s)
 {
   (void) s;
   struct ledger *l = open_ledger ();
-  struct rates r;
-  rates_default (&r);
   struct msg_usage_record recs[4];
   struct msg_usage_sample smp[4];
   struct msg_usage_batch b;
-  struct ingest_result res;
-  struct error err = { 0 };
   make_batch (&b, recs, smp, 1, 4, 0, 1000000);
   smp[2].cpu_usec = 300000; /* restarted: counts from zero again */
   smp[3].cpu_usec = 1300000;
-  assert_int_equal (ledger_ingest (l, &r, "n1", &b, &res, &err), 0);
-  ingest_result_clear (&res);
+  ingest (l, &b);
   /* 1 s + 1 s, then 0.3 s (the new run's first), then 1 s. */
   assert_int_equal (total (l).cpu_us, 3300000);
   ledger_close (l);
@@ -148,13 +155,9 @@ test_net_counter_drop_is_not_a_new_run (void **s)
 {
   (void) s;
   struct ledger *l = open_ledger ();
-  struct rates r;
-  rates_default (&r);
   struct msg_usage_record recs[4];
   struct msg_usage_sample smp[4];
   struct msg_usage_batch b;
-  struct ingest_result res;
-  struct error err = { 0 };
   make_batch (&b, recs, smp, 1, 4, 0, 1000000);
   for (int i = 0; i < 4; i++)
     smp[i].net_rx = smp[i].net_tx = 1000 * (i + 1);
@@ -162,8 +165,7 @@ test_net_counter_drop_is_not_a_new_run (void **s)
   /* The last sample taken as the workload exits, in the same millisecond
    * as the tick before it: no time passed, but the same run. */
   recs[3].ts_ms = recs[2].ts_ms;
-  assert_int_equal (ledger_ingest (l, &r, "n1", &b, &res, &err), 0);
-  ingest_result_clear (&res);
+  ingest (l, &b);
   struct usage_line t = total (l);
   assert_int_equal (t.cpu_us, 4000000);
   assert_int_equal (t.net_tx, 4000); /* the drop and the way back bill nothing */

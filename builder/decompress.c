@@ -14,6 +14,7 @@
 #include "../common/dlib.h"
 
 #define IN_SIZE (256 * 1024)
+#define IN_RING 8 /* input buffers, when a copy of the blob is made beside */
 #define CHUNK_SIZE (1024 * 1024)
 #define QUEUE_LEN 16 /* 1 MiB chunks: room for the inflate thread to work ahead through stretches of small files */
 
@@ -32,10 +33,22 @@ struct decomp
   enum compression comp;
 
   /* Producer side (the inflate thread). */
-  struct decomp_tee *tee;
-  unsigned char *in;
+  unsigned char *in;  /* the input buffer being inflated: one of ring[] */
   size_t in_len, in_pos;
   bool in_eof;
+  unsigned char *ring[IN_RING];
+
+  /* The copy of the blob into the store, with its hash, is made by a
+   * thread of its own, from the input buffers the inflate thread fills:
+   * buffer in_teed % IN_RING is reused only once it is copied. */
+  struct decomp_tee *tee;
+  pthread_t tee_thread;
+  bool tee_started;
+  uint64_t in_read, in_teed;
+  size_t ring_len[IN_RING];
+  bool tee_stop;
+  int tee_errno;      /* the copy failed: its write's errno */
+  pthread_cond_t tee_cond;
   struct inflate_state *gz;
   ZSTD_DStream *zs;
   bool stream_end;   /* the last frame/member ended */
@@ -120,22 +133,80 @@ tee_write (struct decomp_tee *t, const unsigned char *buf, size_t n)
   return 0;
 }
 
+static void *
+tee_main (void *arg)
+{
+  struct decomp *d = arg;
+  pthread_setname_np (pthread_self (), "copy");
+  pthread_mutex_lock (&d->lock);
+  for (;;)
+    {
+      while (d->in_teed == d->in_read && !d->tee_stop)
+        pthread_cond_wait (&d->tee_cond, &d->lock);
+      if (d->in_teed == d->in_read)
+        break;
+      int slot = d->in_teed % IN_RING;
+      bool failed = d->tee_errno != 0;
+      pthread_mutex_unlock (&d->lock);
+      int r = failed ? 0 : tee_write (d->tee, d->ring[slot], d->ring_len[slot]);
+      pthread_mutex_lock (&d->lock);
+      if (r < 0)
+        d->tee_errno = errno;
+      d->in_teed++;
+      pthread_cond_broadcast (&d->tee_cond);
+    }
+  pthread_mutex_unlock (&d->lock);
+  return NULL;
+}
+
+/* Wait until the copy has all that was read; then stop its thread. */
+static void
+tee_drain (struct decomp *d)
+{
+  if (!d->tee_started)
+    return;
+  pthread_mutex_lock (&d->lock);
+  d->tee_stop = true;
+  pthread_cond_broadcast (&d->tee_cond);
+  pthread_mutex_unlock (&d->lock);
+  pthread_join (d->tee_thread, NULL);
+  d->tee_started = false;
+}
+
 static int
 fill_input (struct decomp *d, struct error *err)
 {
   if (d->in_pos < d->in_len || d->in_eof)
     return 0;
+  int slot = d->in_read % IN_RING;
+  if (d->tee_started)
+    {
+      pthread_mutex_lock (&d->lock);
+      while (d->in_read - d->in_teed >= IN_RING)
+        pthread_cond_wait (&d->tee_cond, &d->lock);
+      int copy_errno = d->tee_errno;
+      pthread_mutex_unlock (&d->lock);
+      if (copy_errno)
+        return error_set (err, copy_errno, "%s: copy into the store", d->what);
+    }
   ssize_t n;
   do
-    n = read (d->fd, d->in, IN_SIZE);
+    n = read (d->fd, d->ring[slot], IN_SIZE);
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return error_set (err, errno, "%s: read", d->what);
-  if (d->tee && tee_write (d->tee, d->in, n) < 0)
-    return error_set (err, errno, "%s: copy into the store", d->what);
+  d->in = d->ring[slot];
   d->in_len = n;
   d->in_pos = 0;
   d->in_eof = n == 0;
+  if (d->tee_started && n > 0)
+    {
+      pthread_mutex_lock (&d->lock);
+      d->ring_len[slot] = n;
+      d->in_read++;
+      pthread_cond_broadcast (&d->tee_cond);
+      pthread_mutex_unlock (&d->lock);
+    }
   return 0;
 }
 
@@ -348,13 +419,22 @@ decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
   d->max_out = max_out;
   pthread_mutex_init (&d->lock, NULL);
   pthread_cond_init (&d->cond, NULL);
-  d->in = malloc (IN_SIZE);
-  d->hash = sha256_new ();
-  if (d->in == NULL || d->hash == NULL)
+  pthread_cond_init (&d->tee_cond, NULL);
+  bool ok = (d->hash = sha256_new ()) != NULL;
+  for (int i = 0; i < (tee ? IN_RING : 1); i++)
+    ok &= (d->ring[i] = malloc (IN_SIZE)) != NULL;
+  if (!ok)
     {
       decomp_free (d);
       return error_set (err, ENOMEM, "%s", what);
     }
+  int r = tee ? pthread_create (&d->tee_thread, NULL, tee_main, d) : 0;
+  if (r != 0)
+    {
+      decomp_free (d);
+      return error_set (err, r, "%s: start the copy thread", what);
+    }
+  d->tee_started = tee != NULL;
   if (fill_input (d, err) < 0)
     {
       decomp_free (d);
@@ -386,7 +466,7 @@ decomp_open (int fd, const char *what, uint64_t max_out, struct decomp_tee *tee,
       decomp_free (d);
       return error_set (err, ENOMEM, "%s: decompressor", what);
     }
-  int r = pthread_create (&d->thread, NULL, producer_main, d);
+  r = pthread_create (&d->thread, NULL, producer_main, d);
   if (r != 0)
     {
       decomp_free (d);
@@ -465,6 +545,9 @@ decomp_finish (struct decomp *d, struct digest *digest, uint64_t *size, struct e
       if (d->in_len > 0 && !(d->comp == COMPRESSION_NONE))
         return error_setx (err, EINVAL, "%s: trailing data after the compressed stream", d->what);
     }
+  tee_drain (d);
+  if (d->tee_errno)
+    return error_set (err, d->tee_errno, "%s: copy into the store", d->what);
   sha256_final (d->hash, digest);
   *size = d->total_out;
   return 0;
@@ -486,18 +569,20 @@ decomp_free (struct decomp *d)
   /* A copy being made of the blob must see all of it, even when unpacking
    * stopped early: its digest then tells a damaged blob from a bad layer. */
   struct error ignored;
-  while (d->tee && d->in && !d->in_eof)
+  while (d->tee_started && !d->in_eof)
     {
       d->in_pos = d->in_len;
       if (fill_input (d, &ignored) < 0)
         break;
     }
+  tee_drain (d);
   for (int i = 0; i < d->count; i++)
     free (d->queue[(d->head + i) % QUEUE_LEN].data);
   for (int i = 0; i < d->n_spare; i++)
     free (d->spare[i]);
   free (d->cur.data);
-  free (d->in);
+  for (int i = 0; i < IN_RING; i++)
+    free (d->ring[i]);
   free (d->gz);
   if (d->zs)
     ZSTD_freeDStream (d->zs);
@@ -505,6 +590,7 @@ decomp_free (struct decomp *d)
     sha256_free (d->hash);
   pthread_mutex_destroy (&d->lock);
   pthread_cond_destroy (&d->cond);
+  pthread_cond_destroy (&d->tee_cond);
   close (d->fd);
   free (d);
 }

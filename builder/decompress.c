@@ -37,6 +37,11 @@ struct decomp
   size_t in_len, in_pos;
   bool in_eof;
   unsigned char *ring[IN_RING];
+  struct inflate_state *gz;
+  ZSTD_DStream *zs;
+  bool stream_end;   /* the last frame/member ended */
+  uint64_t total_out;
+  struct sha256 *hash;
 
   /* The copy of the blob into the store, with its hash, is made by a
    * thread of its own, from the input buffers the inflate thread fills:
@@ -49,11 +54,6 @@ struct decomp
   bool tee_stop;
   int tee_errno;      /* the copy failed: its write's errno */
   pthread_cond_t tee_cond;
-  struct inflate_state *gz;
-  ZSTD_DStream *zs;
-  bool stream_end;   /* the last frame/member ended */
-  uint64_t total_out;
-  struct sha256 *hash;
 
   /* The queue between the two threads. */
   pthread_t thread;

@@ -14,9 +14,10 @@
 #include "../common/dlib.h"
 
 #define IN_SIZE (256 * 1024)
-#define IN_RING 8 /* input buffers, when a copy of the blob is made beside */
+#define IN_RING 8 /* input buffers in flight while the blob is copied */
 #define CHUNK_SIZE (1024 * 1024)
-#define QUEUE_LEN 16 /* 1 MiB chunks: room for the inflate thread to work ahead through stretches of small files */
+/* Room for the inflate thread to work ahead through stretches of small files. */
+#define QUEUE_LEN 16
 
 struct chunk
 {
